@@ -1,0 +1,123 @@
+"""``manifest.json``: what a result folder holds.
+
+A result folder is self-describing: the add-on opens one with no backend. Fields:
+
+- ``schema``: manifest schema version (int); ``software_version``: Anim4D version that wrote it.
+- ``job_id``, ``kind``, ``params`` (complete, defaults filled), ``seed`` (or null),
+  ``checkpoint_sha256`` (or null).
+- ``representation``: ``mesh_sequence`` or ``gaussian_sequence``.
+- ``frame_times``: seconds, one per frame, from 0; ``fps``: the nominal sampling rate.
+- ``up_axis``: always ``"Y"`` (right-handed, as glTF); ``units``: ``"source"`` (the units of the
+  input) or ``"meters"``.
+- ``files``: role -> path relative to the folder (``sequence`` for meshes; ``frames`` a list of
+  per-frame ``.ply`` for Gaussians; optional ``pc2``).
+- ``counts``: ``{"frames": T, "vertices": V, "faces": F}`` or ``{"frames": T, "gaussians": [...]}``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .errors import FormatError
+
+MANIFEST_NAME = "manifest.json"
+MANIFEST_SCHEMA = 1
+REPRESENTATIONS = ("mesh_sequence", "gaussian_sequence")
+
+
+@dataclass
+class Manifest:
+    kind: str
+    representation: str
+    frame_times: list[float]
+    fps: float
+    files: dict[str, Any]
+    params: dict[str, Any] = field(default_factory=dict)
+    job_id: str = ""
+    seed: int | None = None
+    checkpoint_sha256: str | None = None
+    counts: dict[str, Any] = field(default_factory=dict)
+    up_axis: str = "Y"
+    units: str = "source"
+    software_version: str = __version__
+    schema: int = MANIFEST_SCHEMA
+    created: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def validate(self, where: str = MANIFEST_NAME) -> None:
+        if self.representation not in REPRESENTATIONS:
+            raise FormatError(
+                f"{where}: representation {self.representation!r} is not one of {REPRESENTATIONS}"
+            )
+        if self.up_axis != "Y":
+            raise FormatError(f"{where}: up_axis must be 'Y', got {self.up_axis!r}")
+        t = self.frame_times
+        if not t or any(b <= a for a, b in zip(t, t[1:], strict=False)):
+            raise FormatError(f"{where}: frame_times must be a non-empty increasing list")
+        if self.representation == "mesh_sequence" and "sequence" not in self.files:
+            raise FormatError(f"{where}: a mesh_sequence needs files.sequence")
+        if self.representation == "gaussian_sequence":
+            frames = self.files.get("frames")
+            if not isinstance(frames, list) or len(frames) != len(t):
+                raise FormatError(
+                    f"{where}: a gaussian_sequence needs files.frames with one .ply per frame "
+                    f"({len(t)})"
+                )
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, d: dict, where: str = MANIFEST_NAME) -> Manifest:
+        if not isinstance(d, dict):
+            raise FormatError(f"{where}: expected a JSON object")
+        schema = d.get("schema", MANIFEST_SCHEMA)
+        if not isinstance(schema, int) or schema > MANIFEST_SCHEMA:
+            raise FormatError(
+                f"{where}: manifest schema {schema!r} is newer than this software understands "
+                f"({MANIFEST_SCHEMA}); update Anim4D"
+            )
+        try:
+            m = cls(
+                kind=str(d["kind"]), representation=str(d["representation"]),
+                frame_times=[float(x) for x in d["frame_times"]], fps=float(d["fps"]),
+                files=dict(d["files"]), params=dict(d.get("params") or {}),
+                job_id=str(d.get("job_id", "")), seed=d.get("seed"),
+                checkpoint_sha256=d.get("checkpoint_sha256"), counts=dict(d.get("counts") or {}),
+                up_axis=str(d.get("up_axis", "Y")), units=str(d.get("units", "source")),
+                software_version=str(d.get("software_version", "")), schema=schema,
+                created=str(d.get("created", "")), extra=dict(d.get("extra") or {}),
+            )
+        except KeyError as err:
+            raise FormatError(f"{where}: missing field {err.args[0]!r}") from None
+        except (TypeError, ValueError) as err:
+            raise FormatError(f"{where}: malformed field ({err})") from None
+        m.validate(where)
+        return m
+
+
+def write_manifest(folder: str | os.PathLike, manifest: Manifest) -> Path:
+    """Write ``folder/manifest.json`` atomically (it is written last: its presence marks done)."""
+    manifest.validate()
+    path = Path(folder) / MANIFEST_NAME
+    tmp = path.with_name(MANIFEST_NAME + ".tmp")
+    tmp.write_text(json.dumps(manifest.to_json(), indent=2))
+    os.replace(tmp, path)
+    return path
+
+
+def read_manifest(folder: str | os.PathLike) -> Manifest:
+    folder = Path(folder)
+    path = folder / MANIFEST_NAME
+    if not path.is_file():
+        raise FormatError(f"{folder}: not a result folder (no {MANIFEST_NAME})")
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise FormatError(f"{path}: cannot read as JSON ({err})") from None
+    return Manifest.from_json(data, str(path))

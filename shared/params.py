@@ -1,0 +1,194 @@
+"""Job kinds and their parameter schemas.
+
+The backend announces every job kind in its hello reply as a :class:`KindSpec`; clients build
+their forms from it (the add-on draws one panel section per kind) and validate before sending. The
+server validates again on receipt: it never trusts a client.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .errors import ParamError
+
+PARAM_TYPES = ("int", "float", "bool", "str", "enum")
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One parameter: ``type`` is one of int, float, bool, str, enum (``choices`` lists values)."""
+
+    name: str
+    type: str
+    default: Any
+    help: str = ""
+    min: float | None = None
+    max: float | None = None
+    choices: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.type not in PARAM_TYPES:
+            raise ValueError(f"param {self.name}: type {self.type!r} not in {PARAM_TYPES}")
+        if self.type == "enum" and not self.choices:
+            raise ValueError(f"param {self.name}: an enum needs choices")
+
+    def describe_accepted(self) -> str:
+        if self.type == "enum":
+            return "one of " + ", ".join(self.choices)
+        if self.type == "bool":
+            return "true or false"
+        if self.type in ("int", "float"):
+            lo = "-inf" if self.min is None else f"{self.min:g}"
+            hi = "inf" if self.max is None else f"{self.max:g}"
+            return f"{'an integer' if self.type == 'int' else 'a number'} in [{lo}, {hi}]"
+        return "text"
+
+    def coerce(self, value: Any, kind: str = "") -> Any:
+        """Return ``value`` converted to this parameter's type, or raise :class:`ParamError`.
+
+        Strings are parsed (the CLI passes ``k=v`` text); other values must already have the
+        right JSON type (an int is accepted for a float, never a bool for a number).
+        """
+        where = f"{kind}: parameter {self.name!r}" if kind else f"parameter {self.name!r}"
+        accepted = self.describe_accepted()
+        bad = ParamError(f"{where} = {value!r} is not accepted; expected {accepted}")
+        t = self.type
+        if t == "bool":
+            if isinstance(value, bool):
+                return value
+            if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on"):
+                return True
+            if isinstance(value, str) and value.lower() in ("0", "false", "no", "off"):
+                return False
+            raise bad
+        if t in ("int", "float"):
+            if isinstance(value, bool):
+                raise bad
+            if isinstance(value, str):
+                try:
+                    value = int(value) if t == "int" else float(value)
+                except ValueError:
+                    raise bad from None
+            if t == "int":
+                if isinstance(value, float) and value.is_integer():
+                    value = int(value)
+                if not isinstance(value, int):
+                    raise bad
+            else:
+                if not isinstance(value, (int, float)):
+                    raise bad
+                value = float(value)
+                if not math.isfinite(value):
+                    raise bad
+            if (self.min is not None and value < self.min) or (
+                self.max is not None and value > self.max
+            ):
+                raise bad
+            return value
+        if not isinstance(value, str):
+            raise bad
+        if t == "enum" and value not in self.choices:
+            raise bad
+        return value
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d["choices"] = list(self.choices)
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict) -> ParamSpec:
+        return cls(
+            name=str(d["name"]), type=str(d["type"]), default=d.get("default"),
+            help=str(d.get("help", "")), min=d.get("min"), max=d.get("max"),
+            choices=tuple(d.get("choices") or ()),
+        )
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """A file input of a job kind: accepted extensions, how many files, and whether required."""
+
+    name: str
+    extensions: tuple[str, ...]
+    help: str = ""
+    required: bool = True
+    multiple: bool = False
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d["extensions"] = list(self.extensions)
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict) -> InputSpec:
+        return cls(
+            name=str(d["name"]), extensions=tuple(d.get("extensions") or ()),
+            help=str(d.get("help", "")), required=bool(d.get("required", True)),
+            multiple=bool(d.get("multiple", False)),
+        )
+
+
+@dataclass(frozen=True)
+class KindSpec:
+    """A job kind as announced in hello: its name, what it makes and what it takes."""
+
+    name: str
+    title: str
+    description: str
+    representation: str
+    params: tuple[ParamSpec, ...] = ()
+    inputs: tuple[InputSpec, ...] = ()
+    section: str = ""
+    extra: dict = field(default_factory=dict)
+
+    def param(self, name: str) -> ParamSpec:
+        for p in self.params:
+            if p.name == name:
+                return p
+        raise ParamError(
+            f"{self.name}: unknown parameter {name!r}; accepted: "
+            + (", ".join(p.name for p in self.params) or "none")
+        )
+
+    def validate_params(self, given: dict[str, Any]) -> dict[str, Any]:
+        """Return a complete parameter dict: ``given`` coerced and checked, defaults filled in."""
+        if not isinstance(given, dict):
+            raise ParamError(f"{self.name}: params must be an object of name: value")
+        out = {p.name: p.default for p in self.params}
+        for key, value in given.items():
+            out[key] = self.param(str(key)).coerce(value, self.name)
+        return out
+
+    def to_json(self) -> dict:
+        return {
+            "name": self.name, "title": self.title, "description": self.description,
+            "representation": self.representation, "section": self.section,
+            "params": [p.to_json() for p in self.params],
+            "inputs": [i.to_json() for i in self.inputs],
+            "extra": dict(self.extra),
+        }
+
+    @classmethod
+    def from_json(cls, d: dict) -> KindSpec:
+        return cls(
+            name=str(d["name"]), title=str(d.get("title", d["name"])),
+            description=str(d.get("description", "")),
+            representation=str(d.get("representation", "")),
+            params=tuple(ParamSpec.from_json(p) for p in d.get("params", [])),
+            inputs=tuple(InputSpec.from_json(i) for i in d.get("inputs", [])),
+            section=str(d.get("section", "")), extra=dict(d.get("extra") or {}),
+        )
+
+
+def parse_cli_params(pairs: list[str]) -> dict[str, str]:
+    """``["seed=3"]`` -> ``{"seed": "3"}``; values are typed later by the kind's spec."""
+    out: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ParamError(f"--param {pair!r}: expected NAME=VALUE, e.g. --param seed=3")
+        out[key.strip()] = value.strip()
+    return out
