@@ -1,0 +1,86 @@
+"""Diagnostic job kinds (``anim4d serve --debug-kinds``): they exercise the job engine.
+
+``debug.sleep`` reports progress for a while and can be told to ignore cancel; ``debug.crash``
+kills its own worker process the way a segfault or the out-of-memory killer would;
+``debug.fail`` raises an error; ``debug.echo`` turns an uploaded file into a one-frame result
+whose vertex count is the file's byte count.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import numpy as np
+
+from backend.jobs.api import JobContext, mesh_result
+from shared.errors import JobError
+from shared.manifest import Manifest
+from shared.meshseq import MeshSequence
+from shared.params import InputSpec, KindSpec, ParamSpec
+
+SLEEP = KindSpec(
+    name="debug.sleep", title="Sleep", section="Debug", representation="mesh_sequence",
+    description="Reports progress for `seconds`, then returns a one-triangle result.",
+    params=(
+        ParamSpec("seconds", "float", 1.0, "how long to run", 0.0, 3600.0),
+        ParamSpec("steps", "int", 10, "progress steps", 1, 10000),
+        ParamSpec("ignore_cancel", "bool", False, "keep running when cancelled"),
+    ),
+)
+CRASH = KindSpec(
+    name="debug.crash", title="Crash", section="Debug", representation="mesh_sequence",
+    description="Kills its worker process (as a segfault or the OOM killer would).",
+    params=(ParamSpec("after", "float", 0.1, "seconds before the crash", 0.0, 60.0),),
+)
+FAIL = KindSpec(
+    name="debug.fail", title="Fail", section="Debug", representation="mesh_sequence",
+    description="Raises a job error with the given message.",
+    params=(ParamSpec("message", "str", "failed on purpose", "the error message"),),
+)
+ECHO = KindSpec(
+    name="debug.echo", title="Echo", section="Debug", representation="mesh_sequence",
+    description="One-frame result whose vertex count is the uploaded file's size in bytes.",
+    inputs=(InputSpec("file", (), "any file"),),
+)
+
+
+def _triangle(n: int = 3) -> MeshSequence:
+    verts = np.zeros((1, max(n, 3), 3), np.float32)
+    verts[0, :, 0] = np.arange(max(n, 3))
+    verts[0, 1, 1] = 1.0
+    return MeshSequence(verts, np.array([[0, 1, 2]]), np.zeros(1))
+
+
+def run_sleep(ctx: JobContext, params: dict, inputs: list[Path]) -> Manifest:
+    steps, seconds = params["steps"], params["seconds"]
+    for i in range(steps):
+        if params["ignore_cancel"]:
+            ctx.sink("sleeping", i / steps, "ignoring cancel")
+        else:
+            ctx.progress("sleeping", i / steps, f"step {i + 1} of {steps}", force=True)
+        time.sleep(seconds / steps)
+    return mesh_result(ctx, _triangle(), SLEEP.name, params)
+
+
+def run_crash(ctx: JobContext, params: dict, inputs: list[Path]) -> Manifest:
+    ctx.progress("about to crash", 0.5, force=True)
+    time.sleep(params["after"])
+    os.kill(os.getpid(), signal.SIGKILL)
+    raise AssertionError("unreachable")
+
+
+def run_fail(ctx: JobContext, params: dict, inputs: list[Path]) -> Manifest:
+    ctx.progress("failing", 0.5, force=True)
+    raise JobError(params["message"])
+
+
+def run_echo(ctx: JobContext, params: dict, inputs: list[Path]) -> Manifest:
+    size = inputs[0].stat().st_size
+    ctx.progress("echo", 1.0, f"{size} bytes", force=True)
+    return mesh_result(ctx, _triangle(size), ECHO.name, params, extra={"input_bytes": size})
+
+
+KINDS = [(SLEEP, "run_sleep"), (CRASH, "run_crash"), (FAIL, "run_fail"), (ECHO, "run_echo")]

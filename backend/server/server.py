@@ -1,0 +1,400 @@
+"""The backend server: one ROUTER socket, the job engine, result streams, heartbeats.
+
+Everything runs on one thread (the socket's owner); jobs run in worker processes. Replies to a
+request carry ``reply_to`` = the request's id; job events (``progress``, then one ``done``) go to
+every client that submitted or watches the job; ``fetch`` streams ``result`` chunks followed by a
+``done``. Sends never block: ``ROUTER_MANDATORY`` makes a full peer queue visible, a stream then
+waits for room, a lost progress event is simply superseded by the next one.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import re
+import threading
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+
+import zmq
+
+from backend.jobs.registry import JobKind, builtin_kinds
+from backend.server.config import ServerConfig, is_loopback
+from backend.server.engine import JobEngine
+from backend.server.store import JobRecord, JobStore
+from backend.server.uploads import Uploads
+from shared import __version__
+from shared.errors import Anim4DError, ParamError, ProtocolError
+from shared.protocol import (
+    INLINE_INPUT_LIMIT,
+    PROTOCOL_VERSION,
+    UPLOAD_CHUNK_BYTES,
+    Message,
+    decode,
+    encode,
+    error_message,
+    peek_ids,
+)
+from shared.stream import ResultReader
+
+log = logging.getLogger("anim4d.server")
+SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_ .()+\-]{0,199}$")
+
+
+@dataclass
+class _Stream:
+    identity: bytes
+    request_id: str
+    job_id: str
+    reader: ResultReader
+    next: int
+    pending: list | None = None
+
+
+class Server:
+    def __init__(self, config: ServerConfig, kinds: dict[str, JobKind] | None = None,
+                 context: zmq.Context | None = None):
+        self.config = config
+        self.kinds = kinds if kinds is not None else builtin_kinds(config.debug_kinds)
+        self.store = JobStore(config.data_dir)
+        self.uploads = Uploads(self.store.uploads_dir, max_bytes=64 * 1024**3)
+        self.engine = JobEngine(self.store, self.kinds, config.workers, config.cancel_grace_s,
+                                on_change=self._on_job_change)
+        self.ctx = context or zmq.Context.instance()
+        self.socket: zmq.Socket | None = None
+        self.address = ""
+        self.subs: dict[str, dict[bytes, str]] = {}
+        self.streams: list[_Stream] = []
+        self.outbox: deque[tuple[bytes, list]] = deque()
+        self._stop = threading.Event()
+        self._auth = None
+        self._last_heartbeat = 0.0
+
+    # ---- lifecycle -----------------------------------------------------------------------
+    def bind(self) -> str:
+        for line in self.engine.restore():
+            log.info(line)
+        sock = self.ctx.socket(zmq.ROUTER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        sock.setsockopt(zmq.SNDHWM, self.config.sndhwm)
+        sock.setsockopt(zmq.RCVHWM, 256)
+        sock.setsockopt(zmq.MAXMSGSIZE, self.config.max_message_bytes + 1024 * 1024)
+        if self.config.curve_keys:
+            self._setup_curve(sock, Path(self.config.curve_keys))
+        elif not is_loopback(self.config.bind):
+            log.warning("binding %s, an address other machines can reach, WITHOUT CurveZMQ "
+                        "authentication: anyone who can reach it can run jobs and read results. "
+                        "Use --curve-keys DIR (see `anim4d keys --help`).", self.config.bind)
+        try:
+            sock.bind(self.config.bind)
+        except zmq.ZMQError as err:
+            sock.close()
+            raise Anim4DError(f"cannot bind {self.config.bind}: {err.strerror}",
+                              "bind_failed") from None
+        self.socket = sock
+        self.address = sock.getsockopt(zmq.LAST_ENDPOINT).decode()
+        log.info("serving on %s, data in %s, %d worker(s), kinds: %s", self.address,
+                 self.store.root, self.engine.workers, ", ".join(self.kinds))
+        return self.address
+
+    def _setup_curve(self, sock: zmq.Socket, keys: Path) -> None:
+        from zmq.auth import load_certificate
+        from zmq.auth.thread import ThreadAuthenticator
+
+        secret, clients = keys / "server.key_secret", keys / "clients"
+        if not secret.is_file() or not clients.is_dir():
+            raise Anim4DError(f"--curve-keys {keys}: expected {secret.name} and a clients/ "
+                              f"folder; create them with `anim4d keys {keys}`", "bad_keys")
+        public, private = load_certificate(str(secret))
+        self._auth = ThreadAuthenticator(self.ctx)
+        self._auth.start()
+        self._auth.configure_curve(domain="*", location=str(clients))
+        sock.curve_secretkey, sock.curve_publickey, sock.curve_server = private, public, True
+
+    def stop(self) -> None:
+        """Ask :meth:`serve_forever` to return (thread- and signal-safe)."""
+        self._stop.set()
+
+    def serve_forever(self) -> None:
+        if self.socket is None:
+            self.bind()
+        poller = zmq.Poller()
+        poller.register(self.socket, zmq.POLLIN)
+        try:
+            while not self._stop.is_set():
+                busy = bool(self.engine.running or self.streams or self.outbox)
+                if poller.poll(5 if busy else 100):
+                    self._receive_some()
+                self.engine.poll(0.0)
+                self._flush_outbox()
+                self._pump_streams()
+                self._heartbeat()
+        finally:
+            self._shutdown()
+
+    def _shutdown(self) -> None:
+        running = list(self.engine.running)
+        self.engine.shutdown()
+        for job_id in running:
+            self._on_job_change(self.engine.records[job_id], "state")
+        self._flush_outbox()
+        if self.socket is not None:
+            self.socket.close(linger=0)
+            self.socket = None
+        if self._auth is not None:
+            self._auth.stop()
+        log.info("server stopped; %d running job(s) marked interrupted", len(running))
+
+    # ---- sending -------------------------------------------------------------------------
+    def _send(self, identity: bytes, msg: Message, critical: bool = True) -> bool:
+        frames = [identity, *encode(msg)]
+        if self.outbox and critical:
+            self.outbox.append((identity, frames))
+            return False
+        return self._send_frames(identity, frames, critical)
+
+    def _send_frames(self, identity: bytes, frames: list, queue_if_full: bool) -> bool:
+        try:
+            self.socket.send_multipart(frames, flags=zmq.NOBLOCK, copy=False)
+            return True
+        except zmq.Again:
+            if queue_if_full:
+                self.outbox.append((identity, frames))
+            return False
+        except zmq.ZMQError as err:
+            if err.errno == errno.EHOSTUNREACH:
+                self._forget(identity)
+                return False
+            raise
+
+    def _flush_outbox(self) -> None:
+        while self.outbox:
+            identity, frames = self.outbox[0]
+            try:
+                self.socket.send_multipart(frames, flags=zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                return
+            except zmq.ZMQError as err:
+                if err.errno != errno.EHOSTUNREACH:
+                    raise
+                self._forget(identity)
+            self.outbox.popleft()
+
+    def _forget(self, identity: bytes) -> None:
+        for subs in self.subs.values():
+            subs.pop(identity, None)
+        self.streams = [s for s in self.streams if s.identity != identity]
+        self.outbox = deque(item for item in self.outbox if item[0] != identity)
+
+    # ---- receiving -----------------------------------------------------------------------
+    def _receive_some(self, budget: int = 64) -> None:
+        for _ in range(budget):
+            try:
+                frames = self.socket.recv_multipart(flags=zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                return
+            identity, body = frames[0].bytes, frames[1:]
+            try:
+                msg = decode(body, self.config.max_message_bytes)
+            except ProtocolError as err:
+                mid, job = peek_ids(body) if len(body) >= 2 else (None, None)
+                log.info("refused a malformed message: %s", err)
+                self._send(identity, error_message(err.code, str(err), mid, job))
+                continue
+            try:
+                self._dispatch(identity, msg)
+            except Anim4DError as err:
+                self._send(identity, msg.error_reply(err.code, str(err)))
+            except Exception as err:  # noqa: BLE001 - a handler bug must not stop the server
+                log.exception("handling %s failed", msg.type)
+                self._send(identity, msg.error_reply("internal", f"server error: {err}"))
+
+    def _dispatch(self, identity: bytes, msg: Message) -> None:
+        handler = getattr(self, f"_on_{msg.type}", None)
+        if handler is None:
+            raise ProtocolError(f"{msg.type!r} is not a request a server accepts")
+        if msg.job is not None and msg.type != "submit" and msg.job not in self.engine.records:
+            raise Anim4DError(f"no job {msg.job} on this server (it may have been deleted)",
+                              "unknown_job")
+        handler(identity, msg)
+
+    # ---- handlers ------------------------------------------------------------------------
+    def _on_hello(self, identity: bytes, msg: Message) -> None:
+        self._send(identity, msg.reply(content={
+            "server": "anim4d", "server_version": __version__, "protocol": PROTOCOL_VERSION,
+            "kinds": [k.spec.to_json() for k in self.kinds.values()],
+            "limits": {"max_message_bytes": self.config.max_message_bytes,
+                       "inline_input_bytes": INLINE_INPUT_LIMIT,
+                       "upload_chunk_bytes": UPLOAD_CHUNK_BYTES,
+                       "result_chunk_bytes": self.config.chunk_bytes,
+                       "heartbeat_s": self.config.heartbeat_s},
+            "workers": self.engine.workers, "curve": bool(self.config.curve_keys),
+        }))
+
+    def _on_ping(self, identity: bytes, msg: Message) -> None:
+        self._send(identity, msg.reply(content={"time": time.time()}))
+
+    def _on_upload(self, identity: bytes, msg: Message) -> None:
+        c = msg.content
+        data = msg.arrays.get("data")
+        if data is None or data.dtype != "uint8" or data.ndim != 1:
+            raise ProtocolError("upload: needs one 1-D uint8 array named 'data'")
+        done = self.uploads.add(c["upload"], c["index"], c["count"], c["size"], data.data)
+        self._send(identity, msg.reply(content={"upload": c["upload"], "index": c["index"],
+                                                "complete": done}))
+
+    def _on_submit(self, identity: bytes, msg: Message) -> None:
+        name = msg.content["kind"]
+        kind = self.kinds.get(name)
+        if kind is None:
+            raise ParamError(f"unknown job kind {name!r}; this server offers: "
+                             + ", ".join(sorted(self.kinds)), "unknown_kind")
+        params = kind.spec.validate_params(msg.content["params"])
+        inputs = self._check_inputs(kind, msg)
+        job_id = uuid.uuid4().hex
+        record = JobRecord(id=job_id, kind=name, params=params, inputs=[n for n, _ in inputs])
+        self.store.create(record)
+        try:
+            for fname, source in inputs:
+                dest = self.store.inputs_dir(job_id) / fname
+                if isinstance(source, str):
+                    self.uploads.take(source, dest)
+                else:
+                    dest.write_bytes(source)
+        except Exception:
+            self.store.delete(job_id)
+            raise
+        self.engine.records[job_id] = record
+        self._send(identity, msg.reply(content={"job": record.info()}, job=job_id))
+        self.subs.setdefault(job_id, {})[identity] = msg.id
+        self.engine.submit(record)
+
+    def _check_inputs(self, kind: JobKind, msg: Message) -> list[tuple[str, object]]:
+        given = msg.content["inputs"]
+        specs = kind.spec.inputs
+        allowed = 0 if not specs else sum(1000 if s.multiple else 1 for s in specs)
+        required = sum(1 for s in specs if s.required)
+        if not required <= len(given) <= allowed:
+            want = f"{required}" if required == allowed else f"{required} to {allowed}"
+            raise ParamError(f"{kind.name}: takes {want} input file(s), got {len(given)}",
+                             "bad_input")
+        exts = {e.lower() for s in specs for e in s.extensions}
+        out, seen = [], set()
+        for i, item in enumerate(given):
+            if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+                raise ProtocolError(f"submit: inputs[{i}] must be {{name, array|upload}}")
+            fname = item["name"]
+            if not SAFE_NAME.match(fname) or fname in seen:
+                raise ParamError(f"input file name {fname!r} is not accepted: use a plain, "
+                                 "unique file name (letters, digits, space . _ - ( ) +)",
+                                 "bad_input")
+            seen.add(fname)
+            if exts and Path(fname).suffix.lower() not in exts:
+                raise ParamError(f"{kind.name}: input {fname!r} has an unsupported type; "
+                                 f"accepted: {', '.join(sorted(exts))}", "bad_input")
+            if isinstance(item.get("upload"), str):
+                out.append((fname, item["upload"]))
+            elif isinstance(item.get("array"), str) and item["array"] in msg.arrays:
+                arr = msg.arrays[item["array"]]
+                if arr.dtype != "uint8" or arr.ndim != 1:
+                    raise ProtocolError(f"submit: input {fname!r} must be a 1-D uint8 array")
+                out.append((fname, arr.data))
+            else:
+                raise ProtocolError(f"submit: inputs[{i}] names neither an upload nor an array")
+        return out
+
+    def _on_watch(self, identity: bytes, msg: Message) -> None:
+        rec = self.engine.records[msg.job]
+        self._send(identity, msg.reply(content={"job": self.engine.info(rec.id)}))
+        if rec.terminal:
+            self._send(identity, msg.reply("done", {"state": rec.state,
+                                                    "job": self.engine.info(rec.id)}))
+        else:
+            self.subs.setdefault(rec.id, {})[identity] = msg.id
+
+    def _on_cancel(self, identity: bytes, msg: Message) -> None:
+        rec = self.engine.cancel(msg.job)
+        self._send(identity, msg.reply(content={"job": self.engine.info(rec.id)}))
+
+    def _on_jobs(self, identity: bytes, msg: Message) -> None:
+        jobs = [self.engine.info(j) for j in self.engine.records]
+        self._send(identity, msg.reply(content={"jobs": jobs}))
+
+    def _on_job(self, identity: bytes, msg: Message) -> None:
+        self._send(identity, msg.reply(content={"job": self.engine.info(msg.job)}))
+
+    def _on_delete(self, identity: bytes, msg: Message) -> None:
+        rec = self.engine.records[msg.job]
+        if not rec.terminal:
+            raise Anim4DError(f"job {rec.id} is {rec.state}; cancel it before deleting it",
+                              "job_active")
+        self.streams = [s for s in self.streams if s.job_id != rec.id]
+        self.engine.delete(rec.id)
+        self.subs.pop(rec.id, None)
+        self._send(identity, msg.reply(content={"deleted": rec.id}))
+
+    def _on_fetch(self, identity: bytes, msg: Message) -> None:
+        rec = self.engine.records[msg.job]
+        if rec.state != "done":
+            raise Anim4DError(f"job {rec.id} is {rec.state}; only finished jobs have results",
+                              "not_done")
+        reader = ResultReader(self.store.result_dir(rec.id), self.config.chunk_bytes)
+        start = msg.content["from_chunk"]
+        if not 0 <= start <= reader.count:
+            raise ProtocolError(f"fetch: from_chunk {start} out of range [0, {reader.count}]")
+        self._send(identity, msg.reply(content={"count": reader.count, "from_chunk": start}))
+        self.streams.append(_Stream(identity, msg.id, rec.id, reader, start))
+
+    # ---- events --------------------------------------------------------------------------
+    def _on_job_change(self, rec: JobRecord, event: str) -> None:
+        subs = self.subs.get(rec.id)
+        if not subs:
+            return
+        info = self.engine.info(rec.id)
+        for identity, req_id in list(subs.items()):
+            progress = Message("progress", {"state": rec.state, "stage": rec.stage,
+                                            "fraction": rec.fraction, "message": rec.message,
+                                            "queue_position": info["queue_position"],
+                                            "job": info},
+                               reply_to=req_id, job=rec.id, status="ok")
+            self._send(identity, progress, critical=event == "state")
+            if rec.terminal:
+                self._send(identity, Message("done", {"state": rec.state, "job": info},
+                                             reply_to=req_id, job=rec.id, status="ok"))
+        if rec.terminal:
+            self.subs.pop(rec.id, None)
+
+    def _pump_streams(self) -> None:
+        for stream in list(self.streams):
+            while stream.next <= stream.reader.count:
+                if stream.pending is None:
+                    if stream.next == stream.reader.count:
+                        msg = Message("done", {"state": "done", "count": stream.reader.count},
+                                      reply_to=stream.request_id, job=stream.job_id, status="ok")
+                    else:
+                        chunk = stream.reader.chunk(stream.next)
+                        msg = Message("result", chunk.content, chunk.arrays,
+                                      reply_to=stream.request_id, job=stream.job_id, status="ok")
+                    stream.pending = [stream.identity, *encode(msg)]
+                if self.outbox or not self._send_frames(stream.identity, stream.pending, False):
+                    break
+                stream.pending = None
+                stream.next += 1
+            if stream.next > stream.reader.count and stream in self.streams:
+                self.streams.remove(stream)
+
+    def _heartbeat(self) -> None:
+        now = time.monotonic()
+        if now - self._last_heartbeat < self.config.heartbeat_s:
+            return
+        self._last_heartbeat = now
+        peers = {i for subs in self.subs.values() for i in subs}
+        peers |= {s.identity for s in self.streams}
+        for identity in peers:
+            self._send(identity, Message("heartbeat", {
+                "time": time.time(), "running": len(self.engine.running),
+                "queued": len(self.engine.queue)}, status="ok"), critical=False)

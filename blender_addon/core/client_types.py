@@ -1,0 +1,119 @@
+"""Plain data the client hands to its callers (CLI, add-on worker thread): no sockets here."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._shared import errors, params
+
+ADDRESS_RE = re.compile(
+    r"^(tcp://(\[[0-9a-fA-F:]+\]|[A-Za-z0-9_.\-*]+):(\d{1,5}|\*)|ipc://.+|inproc://.+)$"
+)
+
+
+class ConnectionFailed(errors.Anim4DError):
+    """The server could not be reached (code ``refused``, ``timeout`` or ``bad_address``)."""
+
+    code = "refused"
+
+
+class VersionMismatch(errors.Anim4DError):
+    code = "version_mismatch"
+
+
+class AuthRejected(errors.Anim4DError):
+    code = "auth_rejected"
+
+
+class ServerError(errors.Anim4DError):
+    """An error reply from the server; ``code`` is the server's."""
+
+    code = "server_error"
+
+
+def check_address(address: str) -> str:
+    address = address.strip()
+    if not ADDRESS_RE.match(address):
+        raise ConnectionFailed(
+            f"{address!r} is not a ZeroMQ address; expected tcp://HOST:PORT "
+            "(e.g. tcp://127.0.0.1:5555), ipc://PATH or inproc://NAME", "bad_address")
+    return address
+
+
+@dataclass
+class ProgressInfo:
+    job_id: str
+    state: str
+    stage: str
+    fraction: float
+    message: str = ""
+    queue_position: int | None = None
+
+
+@dataclass
+class JobInfo:
+    id: str
+    kind: str
+    state: str
+    params: dict[str, Any] = field(default_factory=dict)
+    stage: str = ""
+    fraction: float = 0.0
+    message: str = ""
+    error: dict[str, str] | None = None
+    created: float = 0.0
+    started: float | None = None
+    finished: float | None = None
+    result: dict[str, Any] | None = None
+    queue_position: int | None = None
+    inputs: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_json(cls, d: dict) -> JobInfo:
+        names = cls.__dataclass_fields__
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+    @property
+    def terminal(self) -> bool:
+        return self.state in ("done", "failed", "cancelled", "interrupted")
+
+
+@dataclass
+class HelloInfo:
+    server_version: str
+    protocol_version: str
+    kinds: list[params.KindSpec]
+    limits: dict[str, Any]
+    workers: int = 1
+    curve: bool = False
+
+    def kind(self, name: str) -> params.KindSpec:
+        for k in self.kinds:
+            if k.name == name:
+                return k
+        raise ServerError(f"the server offers no job kind {name!r}; it offers: "
+                          + ", ".join(k.name for k in self.kinds), "unknown_kind")
+
+
+@dataclass
+class CurveConfig:
+    """CurveZMQ keys (Z85 text): the server's public key and this client's key pair."""
+
+    server_public: bytes
+    client_public: bytes
+    client_secret: bytes
+
+    @classmethod
+    def from_files(cls, server_public_file: str, client_secret_file: str) -> CurveConfig:
+        from zmq.auth import load_certificate
+
+        try:
+            server_public, _ = load_certificate(server_public_file)
+            client_public, client_secret = load_certificate(client_secret_file)
+        except (OSError, ValueError) as err:
+            raise AuthRejected(f"cannot read CURVE keys: {err}", "bad_keys") from None
+        if client_secret is None:
+            raise AuthRejected(f"{client_secret_file} holds no secret key (use the "
+                               "*.key_secret file)", "bad_keys")
+        return cls(server_public, client_public, client_secret)
