@@ -1,6 +1,7 @@
 """Diagnostic job kinds (``anim4d serve --debug-kinds``): they exercise the job engine.
 
-``debug.sleep`` reports progress for a while and can be told to ignore cancel; ``debug.crash``
+``debug.sleep`` reports progress for a while (and can be told to ignore cancel), then returns a
+waving strip of ``frames`` x ``vertices``; ``debug.crash``
 kills its own worker process the way a segfault or the out-of-memory killer would;
 ``debug.fail`` raises an error; ``debug.echo`` turns an uploaded file into a one-frame result
 whose vertex count is the file's byte count.
@@ -28,6 +29,8 @@ SLEEP = KindSpec(
         ParamSpec("seconds", "float", 1.0, "how long to run", 0.0, 3600.0),
         ParamSpec("steps", "int", 10, "progress steps", 1, 10000),
         ParamSpec("ignore_cancel", "bool", False, "keep running when cancelled"),
+        ParamSpec("frames", "int", 1, "frames in the result (a waving strip)", 1, 100000),
+        ParamSpec("vertices", "int", 3, "vertices per frame", 3, 10_000_000),
     ),
 )
 CRASH = KindSpec(
@@ -54,6 +57,19 @@ def _triangle(n: int = 3) -> MeshSequence:
     return MeshSequence(verts, np.array([[0, 1, 2]]), np.zeros(1))
 
 
+def _strip(frames: int, vertices: int, fps: float = 24.0) -> MeshSequence:
+    """A strip of ``vertices`` points along x waving in y over ``frames`` frames."""
+    x = np.arange(vertices, dtype=np.float32)
+    t = np.arange(frames) / fps
+    verts = np.zeros((frames, vertices, 3), np.float32)
+    verts[:, :, 0] = x
+    verts[:, :, 1] = np.sin(x[None, :] * 0.1 + t[:, None] * 2 * np.pi).astype(np.float32)
+    verts[:, 1::2, 2] = 1.0
+    i = np.arange(vertices - 2)
+    faces = np.stack([i, i + 1, i + 2], axis=1)
+    return MeshSequence(verts, faces, t)
+
+
 def run_sleep(ctx: JobContext, params: dict, inputs: list[Path]) -> Manifest:
     steps, seconds = params["steps"], params["seconds"]
     for i in range(steps):
@@ -62,7 +78,7 @@ def run_sleep(ctx: JobContext, params: dict, inputs: list[Path]) -> Manifest:
         else:
             ctx.progress("sleeping", i / steps, f"step {i + 1} of {steps}", force=True)
         time.sleep(seconds / steps)
-    return mesh_result(ctx, _triangle(), SLEEP.name, params)
+    return mesh_result(ctx, _strip(params["frames"], params["vertices"]), SLEEP.name, params)
 
 
 def run_crash(ctx: JobContext, params: dict, inputs: list[Path]) -> Manifest:

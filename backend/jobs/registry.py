@@ -38,8 +38,14 @@ def builtin_kinds(debug: bool = False) -> dict[str, JobKind]:
         JobKind(data_jobs.PROCEDURAL_KIND, "backend.data.jobs:run_procedural"),
         JobKind(data_jobs.BAKE_KIND, "backend.data.jobs:run_bake"),
     ]
+    out = {k.name: k for k in kinds}
     if debug:
-        from backend.jobs import debug as debug_jobs
+        out.update(debug_kinds())
+    return out
 
-        kinds += [JobKind(spec, f"backend.jobs.debug:{fn}") for spec, fn in debug_jobs.KINDS]
-    return {k.name: k for k in kinds}
+
+def debug_kinds() -> dict[str, JobKind]:
+    """The ``debug.*`` kinds alone (engine diagnostics and tests)."""
+    from backend.jobs import debug as debug_jobs
+
+    return {spec.name: JobKind(spec, f"backend.jobs.debug:{fn}") for spec, fn in debug_jobs.KINDS}

@@ -1,0 +1,42 @@
+# Anim4D: `make demo` and `make test` are all a new user needs (see README.md).
+# Both create or reuse .venv and install only when pyproject.toml changed.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: install demo test lint addon bench clean
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; v = sys.version_info[:2]; sys.exit(0 if v == (3, 11) else \
+		"anim4d needs Python 3.11 (bpy 5.0 is built for it); found %d.%d at $(PYTHON). \
+		Run: make PYTHON=/path/to/python3.11" % v)'
+	@$(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); echo "could not create $(VENV): on \
+		Debian/Ubuntu run 'sudo apt-get install python3.11-venv' and try again" >&2; exit 1; }
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev,blender]'
+	@touch $@
+
+install: $(STAMP)
+
+demo: install
+	$(BIN)/anim4d demo --out out/demo
+
+lint: install
+	$(BIN)/ruff check .
+
+test: lint
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+addon: install
+	$(BIN)/python -m blender_addon.build
+
+bench: install
+	$(BIN)/python bench/transfer.py
+
+clean:
+	rm -rf $(VENV) dist build out .pytest_cache .ruff_cache

@@ -1,0 +1,156 @@
+"""CLI commands that talk to a running backend through the shared client."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from datetime import datetime
+from pathlib import Path
+
+from backend.cli.progress import ProgressDisplay
+from blender_addon.core.client import Client
+from blender_addon.core.client_types import CurveConfig, JobInfo
+from shared.errors import Anim4DError, JobError
+from shared.params import parse_cli_params
+
+
+def connect(args: argparse.Namespace) -> Client:
+    curve = None
+    if args.server_key or args.client_key:
+        if not (args.server_key and args.client_key):
+            raise Anim4DError("CURVE needs both --server-key and --client-key", "bad_keys")
+        curve = CurveConfig.from_files(args.server_key, args.client_key)
+    return Client(args.server, timeout=args.timeout, curve=curve, client_name="anim4d-cli")
+
+
+def resolve_job(client: Client, prefix: str) -> str:
+    """A full job id from a unique prefix (as git and docker accept)."""
+    matches = [j.id for j in client.jobs() if j.id.startswith(prefix)]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise Anim4DError(f"no job matches {prefix!r} on {client.address} (see `anim4d jobs`)",
+                          "unknown_job")
+    raise Anim4DError(f"{prefix!r} matches {len(matches)} jobs; give more characters",
+                      "ambiguous_job")
+
+
+def _when(ts: float | None) -> str:
+    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S") if ts else "-"
+
+
+def cmd_ping(args: argparse.Namespace) -> int:
+    with connect(args) as client:
+        hello = client.hello()
+        rtt = client.ping()
+    print(f"{args.server}: anim4d {hello.server_version}, protocol {hello.protocol_version}, "
+          f"{len(hello.kinds)} job kinds, round trip {rtt * 1000:.2f} ms")
+    return 0
+
+
+def cmd_kinds(args: argparse.Namespace) -> int:
+    with connect(args) as client:
+        hello = client.hello()
+    for kind in hello.kinds:
+        print(f"{kind.name}  ({kind.title}) -> {kind.representation}")
+        if kind.description:
+            print(f"    {kind.description}")
+        for spec in kind.inputs:
+            exts = ", ".join(spec.extensions) or "any file"
+            print(f"    input {spec.name}: {exts}{'' if spec.required else ' (optional)'}")
+        for p in kind.params:
+            print(f"    --param {p.name}=...  {p.describe_accepted()}, default {p.default!r}"
+                  f"{'  ' + p.help if p.help else ''}")
+    return 0
+
+
+def cmd_jobs(args: argparse.Namespace) -> int:
+    with connect(args) as client:
+        jobs = client.jobs()
+    if not jobs:
+        print("no jobs")
+    for j in jobs:
+        status = j.state
+        if j.state == "running":
+            status += f" {j.fraction * 100:.0f}% {j.stage}"
+        elif j.state == "queued" and j.queue_position:
+            status += f" #{j.queue_position}"
+        elif j.error:
+            status += f": {j.error['message']}"
+        print(f"{j.id[:12]}  {_when(j.created)}  {j.kind:<22} {status}")
+    return 0
+
+
+def _wait_with_bar(client: Client, job_id: str, title: str) -> JobInfo:
+    """Wait for the job with a progress bar; Ctrl-C cancels it on the server."""
+    with ProgressDisplay(title) as bar:
+        try:
+            return client.wait(job_id, on_progress=bar.update)
+        except KeyboardInterrupt:
+            pass
+    print(f"cancelling job {job_id[:12]} ...", flush=True)
+    client.cancel(job_id)
+    info = client.wait(job_id)
+    raise KeyboardInterrupt(f"job {job_id} {info.state}")
+
+
+def _report(info: JobInfo) -> None:
+    if info.state != "done":
+        err = info.error or {}
+        raise JobError(f"job {info.id[:12]} {info.state}: {err.get('message', 'no reason given')}",
+                       err.get("code", "job_failed"))
+
+
+def _fetch(client: Client, job_id: str, out: str) -> Path:
+    t0 = time.perf_counter()
+    folder = client.fetch(job_id, out)
+    print(f"result: {folder.resolve()} ({time.perf_counter() - t0:.2f} s to fetch)")
+    return folder
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    params = parse_cli_params(args.param)
+    with connect(args) as client:
+        spec = client.hello().kind(args.kind)
+        spec.validate_params(params)  # fail early, with the same message the server would give
+        job_id = client.submit(args.kind, params, args.input)
+        print(f"submitted {args.kind} as job {job_id}", flush=True)
+        if not args.wait:
+            return 0
+        info = _wait_with_bar(client, job_id, args.kind)
+        _report(info)
+        if args.out:
+            _fetch(client, job_id, args.out)
+    return 0
+
+
+def cmd_wait(args: argparse.Namespace) -> int:
+    with connect(args) as client:
+        job_id = resolve_job(client, args.id)
+        info = _wait_with_bar(client, job_id, client.job(job_id).kind)
+        _report(info)
+        print(f"job {job_id} done")
+    return 0
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    with connect(args) as client:
+        job_id = resolve_job(client, args.id)
+        info = client.cancel(job_id)
+    print(f"job {job_id}: {info.state}{' (cancelling)' if info.state == 'running' else ''}")
+    return 0
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    with connect(args) as client:
+        job_id = resolve_job(client, args.id)
+        client.delete(job_id)
+    print(f"deleted job {job_id}")
+    return 0
+
+
+def cmd_fetch(args: argparse.Namespace) -> int:
+    with connect(args) as client:
+        job_id = resolve_job(client, args.id)
+        _fetch(client, job_id, args.out)
+    return 0

@@ -1,0 +1,111 @@
+"""``anim4d``: the command line. Every command prints one clear line on error and exits non-zero.
+
+Client commands accept ``--server ADDR`` (default ``tcp://127.0.0.1:5555``, or ``$ANIM4D_SERVER``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from shared.errors import Anim4DError
+
+DEFAULT_SERVER = "tcp://127.0.0.1:5555"
+
+
+def _client_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--server", default=os.environ.get("ANIM4D_SERVER", DEFAULT_SERVER),
+                   help="backend address (default %(default)s; env ANIM4D_SERVER)")
+    p.add_argument("--timeout", type=float, default=10.0,
+                   help="seconds without an answer before giving up (default %(default)s)")
+    p.add_argument("--server-key", help="CURVE: the server's public key file (server.key)")
+    p.add_argument("--client-key", help="CURVE: this client's secret key file (*.key_secret)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from backend.cli import client_cmds, local_cmds
+
+    parser = argparse.ArgumentParser(
+        prog="anim4d", description="Anim4D backend: animated creatures for Blender.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("serve", help="run the backend server")
+    local_cmds.add_serve_args(p)
+    p.set_defaults(func=local_cmds.cmd_serve)
+
+    p = sub.add_parser("keys", help="create CurveZMQ keys for a server and its clients")
+    p.add_argument("dir", help="folder for the keys (server.key*, clients/)")
+    p.add_argument("--client", action="append", default=[], metavar="NAME",
+                   help="also create a client key pair NAME (repeatable; default: 'client')")
+    p.set_defaults(func=local_cmds.cmd_keys)
+
+    for name, helptext, func in [
+        ("ping", "check that the backend answers", client_cmds.cmd_ping),
+        ("kinds", "list the job kinds the backend offers, with their parameters",
+         client_cmds.cmd_kinds),
+        ("jobs", "list jobs", client_cmds.cmd_jobs),
+    ]:
+        p = sub.add_parser(name, help=helptext)
+        _client_args(p)
+        p.set_defaults(func=func)
+
+    p = sub.add_parser("submit", help="submit a job (optionally wait and fetch its result)")
+    _client_args(p)
+    p.add_argument("kind", help="job kind, e.g. creature.procedural (see `anim4d kinds`)")
+    p.add_argument("--input", nargs="+", default=[], metavar="FILE", help="input file(s)")
+    p.add_argument("--param", nargs="+", default=[], metavar="K=V", help="parameters")
+    p.add_argument("--wait", action="store_true",
+                   help="wait with a progress bar (Ctrl-C cancels the job)")
+    p.add_argument("--out", help="with --wait: fetch the result into this folder")
+    p.set_defaults(func=client_cmds.cmd_submit)
+
+    for name, helptext, func in [
+        ("cancel", "cancel a queued or running job", client_cmds.cmd_cancel),
+        ("delete", "delete a finished job and its result on the server", client_cmds.cmd_delete),
+        ("wait", "wait for a job with a progress bar", client_cmds.cmd_wait),
+    ]:
+        p = sub.add_parser(name, help=helptext)
+        _client_args(p)
+        p.add_argument("id", help="job id (a unique prefix is enough)")
+        p.set_defaults(func=func)
+
+    p = sub.add_parser("fetch", help="download a finished job's result folder")
+    _client_args(p)
+    p.add_argument("id", help="job id (a unique prefix is enough)")
+    p.add_argument("--out", required=True, help="result folder to write (resumes if partial)")
+    p.set_defaults(func=client_cmds.cmd_fetch)
+
+    p = sub.add_parser("export", help="convert a result folder to other formats")
+    p.add_argument("result", help="result folder (holds manifest.json)")
+    p.add_argument("--format", required=True, choices=["pc2", "obj", "ply", "anime", "npz"])
+    p.add_argument("--out", required=True,
+                   help="output file (pc2, anime, npz) or folder (per-frame obj, ply)")
+    p.set_defaults(func=local_cmds.cmd_export)
+
+    p = sub.add_parser("demo", help="run the demo: embedded backend, one procedural creature")
+    p.add_argument("--out", default="out/demo", help="where the result goes (default %(default)s)")
+    p.add_argument("--seed", type=int, default=7)
+    p.set_defaults(func=local_cmds.cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except Anim4DError as err:
+        print(f"anim4d: error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("anim4d: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,296 @@
+"""The server over real loopback sockets (and inproc): jobs, cancel, crashes, clients, restarts."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import numpy as np
+import pytest
+import zmq
+
+from backend.jobs.registry import debug_kinds
+from backend.server.embedded import EmbeddedServer
+from blender_addon.core.client import Client
+from blender_addon.core.client_types import ConnectionFailed, ServerError, VersionMismatch
+from shared.protocol import Message, decode, encode
+from shared.results import open_result
+from shared.stream import ResultAssembler
+
+
+def wait_state(client: Client, job_id: str, state: str, timeout: float = 20.0) -> None:
+    end = time.monotonic() + timeout
+    while client.job(job_id).state != state:
+        assert time.monotonic() < end, f"job never reached {state}"
+        time.sleep(0.05)
+
+
+def test_submit_progress_result_done(client, tmp_path):
+    hello = client.hello()
+    assert "debug.sleep" in [k.name for k in hello.kinds]
+    sleep = hello.kind("debug.sleep")
+    assert {p.name for p in sleep.params} >= {"seconds", "steps", "frames"}
+    seen = []
+    job = client.submit("debug.sleep", {"seconds": 0.3, "steps": 4, "frames": 12,
+                                        "vertices": 50})
+    info = client.wait(job, on_progress=seen.append)
+    assert info.state == "done" and info.error is None
+    states = [p.state for p in seen]
+    assert states[0] in ("queued", "running") and states[-1] == "done"
+    fractions = [p.fraction for p in seen if p.stage == "sleeping"]
+    assert fractions == sorted(fractions) and len(fractions) == 4
+    assert all(p.job_id == job for p in seen)
+    result = open_result(client.fetch(job, tmp_path / "r"))
+    assert result.manifest.kind == "debug.sleep" and result.manifest.job_id == job
+    assert result.mesh.vertices.shape == (12, 50, 3)
+    assert result.manifest.frame_times[0] == 0.0
+
+
+def test_inproc_transport(tmp_path):
+    ctx = zmq.Context()
+    with EmbeddedServer(tmp_path, bind="inproc://anim4d-test", kinds=debug_kinds(),
+                        context=ctx) as srv:
+        with Client(srv.address, timeout=5, context=ctx) as c:
+            assert c.ping() < 1.0
+            job = c.submit("debug.sleep", {"seconds": 0.0})
+            assert c.wait(job).state == "done"
+    ctx.term()
+
+
+def test_cancel_running_job(client, server):
+    job = client.submit("debug.sleep", {"seconds": 30, "steps": 300})
+    wait_state(client, job, "running")
+    t0 = time.monotonic()
+    client.cancel(job)
+    info = client.wait(job)
+    assert info.state == "cancelled"
+    assert time.monotonic() - t0 < 5
+    assert not any(server.server.store.result_dir(job).iterdir())
+
+
+def test_cancel_queued_job_and_queue_positions(client):
+    first = client.submit("debug.sleep", {"seconds": 2, "steps": 20})
+    second = client.submit("debug.sleep", {"seconds": 0})
+    assert client.job(second).queue_position == 1
+    assert client.cancel(second).state == "cancelled"
+    client.cancel(first)
+    assert client.wait(first).state == "cancelled"
+
+
+def test_job_ignoring_cancel_is_killed_after_grace(client):
+    job = client.submit("debug.sleep", {"seconds": 60, "steps": 60, "ignore_cancel": True})
+    wait_state(client, job, "running")
+    time.sleep(0.5)
+    t0 = time.monotonic()
+    client.cancel(job)
+    info = client.wait(job)
+    assert info.state == "cancelled"
+    assert 0.9 < time.monotonic() - t0 < 8  # the grace period is 1 s
+
+
+def test_crashing_worker_fails_the_job_and_the_server_serves_on(client):
+    job = client.submit("debug.crash", {"after": 0.0})
+    info = client.wait(job)
+    assert info.state == "failed"
+    assert info.error["code"] == "worker_died"
+    assert "died" in info.error["message"] and "worker.log" in info.error["message"]
+    after = client.submit("debug.sleep", {"seconds": 0})
+    assert client.wait(after).state == "done"
+
+
+def test_method_error_reaches_the_client(client):
+    job = client.submit("debug.fail", {"message": "no creature in this video"})
+    info = client.wait(job)
+    assert info.state == "failed"
+    assert info.error == {"code": "job_failed", "message": "no creature in this video"}
+
+
+def test_two_clients_at_once(server):
+    results = {}
+
+    def run(name: str) -> None:
+        with Client(server.address, timeout=10) as c:
+            job = c.submit("debug.sleep", {"seconds": 0.3, "steps": 3, "frames": 2})
+            seen = []
+            info = c.wait(job, on_progress=seen.append)
+            results[name] = (info.state, {p.job_id for p in seen} == {job})
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in "ab"]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert results == {"a": ("done", True), "b": ("done", True)}
+
+
+def test_watch_from_another_client(server, client):
+    job = client.submit("debug.sleep", {"seconds": 0.5, "steps": 5})
+    with Client(server.address, timeout=10) as other:
+        seen = []
+        assert other.wait(job, on_progress=seen.append).state == "done"
+    assert client.wait(job).state == "done"
+
+
+def test_reconnect_and_resume_a_partial_fetch(tmp_path):
+    with EmbeddedServer(tmp_path / "data", kinds=debug_kinds(), chunk_bytes=4096) as srv:
+        with Client(srv.address, timeout=10) as c:
+            job = c.submit("debug.sleep", {"seconds": 0, "frames": 40, "vertices": 200})
+            assert c.wait(job).state == "done"
+            out = tmp_path / "partial"
+            assembler = ResultAssembler(out)
+            for chunk in c.stream_result(job):
+                assembler.add(chunk)
+                if chunk.index == 5:
+                    break  # the connection drops here
+        assert assembler.next_chunk == 6 and not assembler.complete
+        with Client(srv.address, timeout=10) as fresh:
+            starts = []
+            folder = fresh.fetch(job, out, on_chunk=lambda ch: starts.append(ch.index))
+            assert starts[0] == 6 and starts[-1] == assembler.count - 1
+            whole = fresh.fetch(job, tmp_path / "whole")
+        np.testing.assert_array_equal(open_result(folder).mesh.vertices,
+                                      open_result(whole).mesh.vertices)
+        assert open_result(folder).mesh.vertices.shape == (40, 200, 3)
+
+
+def test_restart_keeps_finished_results_and_marks_running_jobs_interrupted(tmp_path):
+    data = tmp_path / "data"
+    with EmbeddedServer(data, kinds=debug_kinds()) as srv, Client(srv.address) as c:
+        done = c.submit("debug.sleep", {"seconds": 0, "frames": 3})
+        assert c.wait(done).state == "done"
+        running = c.submit("debug.sleep", {"seconds": 60, "steps": 60})
+        wait_state(c, running, "running")
+    with EmbeddedServer(data, kinds=debug_kinds()) as srv, Client(srv.address) as c:
+        jobs = {j.id: j for j in c.jobs()}
+        assert jobs[done].state == "done"
+        assert jobs[running].state == "interrupted"
+        assert "stopped" in jobs[running].error["message"] or "shut down" in \
+            jobs[running].error["message"]
+        result = open_result(c.fetch(done, tmp_path / "again"))
+        assert result.mesh.frame_count == 3
+
+
+def test_delete(client):
+    job = client.submit("debug.sleep", {"seconds": 10, "steps": 100})
+    wait_state(client, job, "running")
+    with pytest.raises(ServerError, match="cancel it before deleting") as err:
+        client.delete(job)
+    assert err.value.code == "job_active"
+    client.cancel(job)
+    client.wait(job)
+    client.delete(job)
+    with pytest.raises(ServerError, match="no job") as err:
+        client.job(job)
+    assert err.value.code == "unknown_job"
+
+
+@pytest.mark.parametrize("kind, params, inputs, code, match", [
+    ("debug.nope", {}, [], "unknown_kind", "offers: debug.crash"),
+    ("debug.sleep", {"seconds": "soon"}, [], "bad_param", "'seconds' = 'soon'.*a number in"),
+    ("debug.sleep", {"seconds": -1}, [], "bad_param", r"in \[0, 3600\]"),
+    ("debug.sleep", {"speed": 2}, [], "bad_param", "unknown parameter 'speed'; accepted:"),
+    ("debug.echo", {}, [], "bad_input", "takes 1 input"),
+])
+def test_bad_submissions_get_clear_errors(client, kind, params, inputs, code, match):
+    with pytest.raises(ServerError, match=match) as err:
+        client.submit(kind, params, inputs)
+    assert err.value.code == code
+    assert client.ping() > 0  # still serving
+
+
+def test_large_input_is_uploaded_in_chunks(client, tmp_path):
+    big = tmp_path / "big.bin"
+    size = 17 * 1024 * 1024 + 123
+    big.write_bytes(np.random.default_rng(0).integers(0, 255, size, dtype=np.uint8).tobytes())
+    stages = []
+    job = client.submit("debug.echo", {}, [big], on_progress=stages.append)
+    assert sum(p.state == "uploading" for p in stages) == 3
+    info = client.wait(job)
+    assert info.state == "done" and info.result["extra"]["input_bytes"] == size
+
+
+def test_version_mismatch_is_refused_with_a_clear_error(server):
+    ctx = zmq.Context.instance()
+    sock = ctx.socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(server.address)
+    frames = encode(Message("ping"))
+    sock.send_multipart([b"A4D/2.0", *frames[1:]])
+    assert sock.poll(5000)
+    reply = decode(sock.recv_multipart())
+    sock.close()
+    assert reply.status == "error" and reply.error["code"] == "version_mismatch"
+    assert "2.0" in reply.error["message"] and "1.0" in reply.error["message"]
+
+
+def test_client_refuses_a_server_of_another_major_version():
+    ctx = zmq.Context.instance()
+    fake = ctx.socket(zmq.ROUTER)
+    port = fake.bind_to_random_port("tcp://127.0.0.1")
+
+    def answer():
+        if fake.poll(5000):
+            ident, _, header, _ = fake.recv_multipart()
+            body = json.dumps({"type": "ping", "id": "s", "reply_to": json.loads(header)["id"],
+                               "status": "ok"}).encode()
+            fake.send_multipart([ident, b"A4D/9.0", body, b"{}"])
+
+    t = threading.Thread(target=answer)
+    t.start()
+    with pytest.raises(VersionMismatch, match="9.0"):
+        Client(f"tcp://127.0.0.1:{port}", timeout=3).ping()
+    t.join()
+    fake.close(linger=0)
+
+
+def test_nothing_listening_is_refused_quickly():
+    probe = zmq.Context.instance().socket(zmq.ROUTER)
+    port = probe.bind_to_random_port("tcp://127.0.0.1")
+    probe.close(linger=0)
+    t0 = time.monotonic()
+    with pytest.raises(ConnectionFailed, match=f"127.0.0.1:{port}: connection refused") as err:
+        Client(f"tcp://127.0.0.1:{port}", timeout=8).ping()
+    assert err.value.code == "refused" and time.monotonic() - t0 < 4
+
+
+def test_bad_address_is_named():
+    with pytest.raises(ConnectionFailed, match="'localhost:5555' is not a ZeroMQ address"):
+        Client("localhost:5555")
+
+
+def test_heartbeats_keep_a_quiet_wait_alive(client):
+    client.timeout = 1.0  # shorter than the job's silence; heartbeats come every 0.3 s
+    job = client.submit("debug.sleep", {"seconds": 2.5, "steps": 1})
+    assert client.wait(job).state == "done"
+
+
+def test_curve_authentication(tmp_path):
+    from backend.cli.main import main
+    from blender_addon.core.client_types import AuthRejected, CurveConfig
+
+    keys = tmp_path / "keys"
+    assert main(["keys", str(keys), "--client", "alice"]) == 0
+    stranger = tmp_path / "stranger"
+    assert main(["keys", str(stranger), "--client", "mallory"]) == 0
+    with EmbeddedServer(tmp_path / "data", kinds=debug_kinds(), curve_keys=keys) as srv:
+        good = CurveConfig.from_files(str(keys / "server.key"), str(keys / "alice.key_secret"))
+        with Client(srv.address, timeout=3, curve=good) as c:
+            assert c.hello().curve is True
+        bad = CurveConfig.from_files(str(keys / "server.key"),
+                                     str(stranger / "mallory.key_secret"))
+        with pytest.raises(AuthRejected, match="rejected"):
+            Client(srv.address, timeout=3, curve=bad).ping()
+        with pytest.raises((AuthRejected, ConnectionFailed)):
+            Client(srv.address, timeout=2).ping()
+
+
+def test_non_loopback_bind_without_keys_warns(tmp_path, caplog):
+    from backend.server.config import is_loopback
+
+    assert is_loopback("tcp://127.0.0.1:5555") and is_loopback("tcp://[::1]:5555")
+    assert is_loopback("ipc:///tmp/x") and not is_loopback("tcp://0.0.0.0:5555")
+    caplog.set_level("WARNING", logger="anim4d.server")
+    with EmbeddedServer(tmp_path, bind="tcp://0.0.0.0:*", kinds=debug_kinds()):
+        pass
+    assert "WITHOUT CurveZMQ" in caplog.text
