@@ -189,7 +189,7 @@ def _load_json(frame: bytes, what: str) -> dict:
         raise ProtocolError(f"{what} frame is {len(frame)} bytes, over {MAX_JSON_BYTES}")
     try:
         obj = json.loads(bytes(frame).decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as err:
+    except (UnicodeDecodeError, ValueError, RecursionError) as err:
         raise ProtocolError(f"{what} frame is not UTF-8 JSON ({err})") from None
     if not isinstance(obj, dict):
         raise ProtocolError(f"{what} frame must be a JSON object, got {type(obj).__name__}")
@@ -233,7 +233,7 @@ def _decode_arrays(content: dict, frames: Sequence[Any], max_array_bytes: int) -
         name, dtype, shape = spec.get("name"), spec.get("dtype"), spec.get("shape")
         if not isinstance(name, str) or not name or name in arrays:
             raise ProtocolError(f"array spec {i}: 'name' must be a unique non-empty string")
-        if dtype not in ALLOWED_DTYPES:
+        if not isinstance(dtype, str) or dtype not in ALLOWED_DTYPES:
             raise ProtocolError(
                 f"array {name!r}: dtype {dtype!r} not accepted; accepted: "
                 + ", ".join(sorted(ALLOWED_DTYPES))
@@ -246,7 +246,7 @@ def _decode_arrays(content: dict, frames: Sequence[Any], max_array_bytes: int) -
             )
         itemsize = np.dtype(dtype).itemsize
         expected = math.prod(shape) * itemsize
-        if expected > max_array_bytes:
+        if max(expected, math.prod(d or 1 for d in shape)) > max_array_bytes:
             raise ProtocolError(
                 f"array {name!r}: declared shape {shape} is {expected} bytes, over the "
                 f"{max_array_bytes}-byte limit"
@@ -274,7 +274,7 @@ def decode(frames: Sequence[Any], max_array_bytes: int = MAX_MESSAGE_BYTES) -> M
     header = _load_json(_buffer(frames[1]).tobytes(), "header")
     content = _load_json(_buffer(frames[2]).tobytes(), "content")
     mtype = header.get("type")
-    if mtype not in MESSAGE_TYPES:
+    if not isinstance(mtype, str) or mtype not in MESSAGE_TYPES:
         raise ProtocolError(
             f"unknown message type {mtype!r}; known: {', '.join(sorted(MESSAGE_TYPES))}"
         )

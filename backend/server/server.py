@@ -41,7 +41,7 @@ from shared.protocol import (
 from shared.stream import ResultReader
 
 log = logging.getLogger("anim4d.server")
-SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_ .()+\-]{0,199}$")
+SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_ .()+\-]{0,199}\Z")
 
 
 @dataclass
@@ -182,6 +182,7 @@ class Server:
                 if err.errno != errno.EHOSTUNREACH:
                     raise
                 self._forget(identity)
+                continue  # _forget removed this peer's queued messages, the head included
             self.outbox.popleft()
 
     def _forget(self, identity: bytes) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from shared.errors import ProtocolError
 
-UPLOAD_ID_RE = re.compile(r"^[0-9a-f]{8,64}$")
+UPLOAD_ID_RE = re.compile(r"^[0-9a-f]{8,64}\Z")
 
 
 @dataclass

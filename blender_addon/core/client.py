@@ -239,12 +239,13 @@ class Client:
         """Upload ``inputs`` (paths), submit the job, return its id. Progress events that follow
         are kept for :meth:`wait`."""
         specs, arrays = [], {}
-        limits = protocol.INLINE_INPUT_LIMIT
+        inline_left = protocol.INLINE_INPUT_LIMIT  # inline bytes of the whole message
         for i, path in enumerate(Path(p) for p in inputs):
             if not path.is_file():
                 raise errors.ParamError(f"input file {path} does not exist", "bad_input")
             size = path.stat().st_size
-            if size <= limits:
+            if size <= inline_left:
+                inline_left -= size
                 arrays[f"input{i}"] = np.fromfile(path, dtype=np.uint8)
                 specs.append({"name": path.name, "array": f"input{i}"})
             else:
