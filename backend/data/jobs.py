@@ -1,8 +1,8 @@
 """Job kinds of the data module: bake an animated file, make a procedural creature.
 
-Both write ``sequence.npz`` (through :func:`backend.jobs.api.mesh_result`) and a PC2 point
-cache ``sequence.pc2`` (``files.pc2`` in the manifest: Y-up coordinates, one sample per frame at
-the sequence's fps) and report progress at every step, which is where cancellation lands.
+Both write ``sequence.npz`` (through :func:`backend.jobs.api.mesh_result`) and report progress
+at every step, which is where cancellation lands. Other formats (PC2, OBJ, ...) are exports made
+from a result (``anim4d export``), so a fetched result folder is exactly what the server holds.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from shared.manifest import Manifest
 from shared.meshseq import MeshSequence
 from shared.params import InputSpec, KindSpec, ParamSpec
 
-from .export import export_sequence
 from .procedural import GAITS, animate, cycle_seconds, make_creature
 from .readers import BakeConfig, read_sequence
 from .weld import weld
@@ -66,12 +65,6 @@ PROCEDURAL_KIND = KindSpec(
 )
 
 
-def _write_pc2(ctx: JobContext, seq: MeshSequence, manifest: Manifest) -> Manifest:
-    export_sequence(seq, "pc2", ctx.out_dir / "sequence.pc2")
-    manifest.files["pc2"] = "sequence.pc2"
-    return manifest
-
-
 def run_bake(ctx: JobContext, params: dict, inputs: list[Path]) -> Manifest:
     """``sequence.bake``: one ``.glb``/``.gltf``/``.anime`` input -> mesh sequence."""
     params = BAKE_KIND.validate_params(params)
@@ -102,7 +95,6 @@ def run_bake(ctx: JobContext, params: dict, inputs: list[Path]) -> Manifest:
         if key in seq.meta:
             extra[key] = seq.meta[key]
     manifest = mesh_result(ctx, seq, BAKE_KIND.name, params, extra=extra)
-    manifest = _write_pc2(ctx, seq, manifest)
     ctx.progress("done", 1.0, f"{seq.frame_count} frames, {seq.vertex_count} vertices")
     return manifest
 
@@ -135,6 +127,5 @@ def run_procedural(ctx: JobContext, params: dict, inputs: list[Path]) -> Manifes
              "cycle_seconds": cycle_seconds(creature, gait), "facing": "+Z"}
     manifest = mesh_result(ctx, seq, PROCEDURAL_KIND.name, params, seed=seed, units="meters",
                            extra=extra)
-    manifest = _write_pc2(ctx, seq, manifest)
     ctx.progress("done", 1.0, f"{frames} frames, {seq.vertex_count} vertices")
     return manifest

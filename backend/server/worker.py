@@ -20,6 +20,14 @@ from shared.errors import Anim4DError
 from shared.manifest import write_manifest
 
 
+def _user_paths(message: str, job_dir: Path) -> str:
+    """Name inputs as the artist knows them (``Horse.glb``), not by the server's own path."""
+    inputs = job_dir / "inputs"
+    for prefix in {str(inputs.resolve()), str(inputs)}:
+        message = message.replace(prefix + os.sep, "")
+    return message
+
+
 def worker_main(job_id: str, runner: str, params: dict, inputs: list[str], job_dir: str,
                 conn: Connection, cancel: Event) -> None:
     folder = Path(job_dir)
@@ -46,7 +54,7 @@ def worker_main(job_id: str, runner: str, params: dict, inputs: list[str], job_d
         conn.send(("cancelled",))
     except Anim4DError as err:
         log.warning("job %s failed: %s", job_id, err)
-        conn.send(("failed", err.code, str(err)))
+        conn.send(("failed", err.code, _user_paths(str(err), folder)))
     except MemoryError:
         log.error("job %s ran out of memory\n%s", job_id, traceback.format_exc())
         conn.send(("failed", "out_of_memory",

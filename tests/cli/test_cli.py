@@ -134,3 +134,39 @@ def test_console_script_is_installed():
     assert exe.is_file() and os.access(exe, os.X_OK)
     out = subprocess.run([str(exe), "--help"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and "serve" in out.stdout and "export" in out.stdout
+
+
+def test_bake_fetch_and_export_every_format(served, tmp_path):
+    import numpy as np
+
+    from backend.data.anime import write_anime
+    from shared.meshseq import MeshSequence
+    from shared.pc2 import read_pc2
+
+    address, _, _ = served
+    verts = np.random.default_rng(1).normal(size=(6, 30, 3)).astype(np.float32)
+    src = write_anime(MeshSequence(verts, np.array([[0, 1, 2], [2, 3, 4]]), np.arange(6) / 30),
+                      tmp_path / "wobble.anime")
+    res = tmp_path / "res"
+    out = run("submit", "sequence.bake", "--server", address, "--input", str(src), "--param",
+              "fps=30", "--wait", "--out", str(res))
+    assert out.returncode == 0, out.stderr
+    assert sorted(p.name for p in res.iterdir()) == ["manifest.json", "sequence.npz"]
+    np.testing.assert_allclose(open_result(res).mesh.vertices, verts, atol=1e-6)
+    for fmt, target in [("pc2", "w.pc2"), ("anime", "w.anime"), ("npz", "w.npz"),
+                        ("obj", "objs"), ("ply", "plys")]:
+        done = run("export", str(res), "--format", fmt, "--out", str(tmp_path / target))
+        assert done.returncode == 0, done.stderr
+    np.testing.assert_allclose(read_pc2(tmp_path / "w.pc2")[0], verts, atol=1e-6)
+    assert len(list((tmp_path / "objs").glob("*.obj"))) == 6
+    bad = run("export", str(tmp_path), "--format", "obj", "--out", str(tmp_path / "x"))
+    assert bad.returncode == 1 and "not a result folder" in bad.stderr
+
+
+def test_job_errors_name_the_users_file_not_the_servers_path(served, tmp_path):
+    address, _, _ = served
+    junk = tmp_path / "broken.anime"
+    junk.write_bytes(b"\x01\x00\x00\x00" * 2)
+    out = run("submit", "sequence.bake", "--server", address, "--input", str(junk), "--wait")
+    assert out.returncode == 1
+    assert "broken.anime" in out.stderr and "jobs/" not in out.stderr and "inputs" not in out.stderr

@@ -15,7 +15,6 @@ from shared.errors import FormatError, ParamError
 from shared.manifest import read_manifest, write_manifest
 from shared.meshseq import load_npz
 from shared.params import KindSpec
-from shared.pc2 import read_pc2
 
 from .builders import box_sequence
 
@@ -52,15 +51,12 @@ def test_procedural_job(tmp_path):
     m = run_procedural(ctx, {"seed": "5", "gait": "trot", "frames": 10, "fps": 20}, [])
     assert m.kind == "creature.procedural" and m.seed == 5
     assert m.params == {"seed": 5, "gait": "trot", "frames": 10, "fps": 20.0, "legs": 0}
-    assert m.files == {"sequence": "sequence.npz", "pc2": "sequence.pc2"}
+    assert m.files == {"sequence": "sequence.npz"}  # exports are made from results, not here
     assert m.counts["frames"] == 10 and m.fps == pytest.approx(20.0)
     assert m.extra["gait"] == "trot" and m.extra["legs"] in (2, 4, 6, 8)
     seq = load_npz(ctx.out_dir / "sequence.npz")
     ref = make_creature_sequence(5, "trot", 10, 20)
     np.testing.assert_array_equal(seq.vertices, ref.vertices)
-    frames, start, rate = read_pc2(ctx.out_dir / "sequence.pc2")
-    np.testing.assert_array_equal(frames, ref.vertices)
-    assert (start, rate) == (0.0, 1.0)
     stages = [e[0] for e in events]
     assert stages[0] == "build" and "animate" in stages and stages[-1] == "done"
     fractions = [e[1] for e in events]
@@ -87,7 +83,7 @@ def test_bake_job_anime(tmp_path):
     assert m.kind == "sequence.bake" and m.seed is None
     assert m.frame_times == pytest.approx([0, 0.1, 0.2, 0.3, 0.4, 0.5])
     assert m.extra["source"] == "box.anime"
-    assert (ctx.out_dir / "sequence.pc2").is_file()
+    assert sorted(p.name for p in ctx.out_dir.iterdir()) == ["sequence.npz"]
     assert events[-1][0] == "done" and events[-1][1] == 1.0
 
 
