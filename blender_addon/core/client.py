@@ -29,6 +29,7 @@ from .client_types import (
     ProgressInfo,
     ServerError,
     VersionMismatch,
+    WaitTimeout,
     check_address,
 )
 
@@ -53,6 +54,7 @@ class Client:
         self._monitor: zmq.Socket | None = None
         self._backlog: dict[str, deque] = defaultdict(deque)
         self._watching: dict[str, str] = {}
+        self._last_heard = 0.0  # when anything (a heartbeat too) last came from the server
         self._connect()
 
     # ---- socket lifecycle ----------------------------------------------------------------
@@ -158,6 +160,7 @@ class Client:
             if not self._sock.poll(int(min(remaining, 0.25) * 1000) + 1, zmq.POLLIN):
                 continue
             frames = self._sock.recv_multipart(copy=False)
+            self._last_heard = time.monotonic()
             try:
                 msg = protocol.decode(frames, max_array_bytes=1 << 30)
             except errors.VersionError as err:
@@ -273,29 +276,40 @@ class Client:
 
     def wait(self, job_id: str, on_progress: ProgressCallback | None = None,
              cancel: Callable[[], bool] | None = None, timeout: float | None = None) -> JobInfo:
-        """Block until the job ends; returns its final info. ``cancel()`` turning true sends a
-        cancel once. Raises :class:`ConnectionFailed` if the server falls silent."""
+        """Block until the job ends; returns its final info.
+
+        ``cancel()`` turning true sends a cancel once. With ``timeout``, raises
+        :class:`WaitTimeout` when the job is still running then (call again to go on). Raises
+        :class:`ConnectionFailed` if the server falls silent for the client's timeout.
+        """
         watch_id = self._watching.get(job_id)
         if watch_id is None:
             watch_id = self.request("watch", job=job_id).reply_to
             self._watching[job_id] = watch_id
         end = None if timeout is None else time.monotonic() + timeout
         cancel_sent = False
+        started = time.monotonic()
         while True:
             if cancel is not None and not cancel_sent and cancel():
                 self.cancel(job_id)
                 cancel_sent = True
-            if end is not None and time.monotonic() > end:
-                raise ConnectionFailed(f"job {job_id} still running after {timeout} s", "timeout")
-            slice_s = 0.2 if cancel is not None else self.timeout
+            now = time.monotonic()
+            last_seen = max(started, self._last_heard)
+            if end is not None and now >= end:
+                raise WaitTimeout(f"job {job_id} still running after {timeout} s")
+            slice_s = self.timeout - (now - last_seen)  # silence allowed before giving up
+            if cancel is not None:
+                slice_s = min(slice_s, 0.2)
+            if end is not None:
+                slice_s = min(slice_s, end - now)
             try:
-                msg = self._next(watch_id, min(slice_s, self.timeout))
+                msg = self._next(watch_id, max(slice_s, 0.001))
             except ConnectionFailed as err:
-                if slice_s < self.timeout and err.code == "timeout" and self._alive_recently():
-                    continue
+                heard = max(started, self._last_heard)
+                if err.code == "timeout" and time.monotonic() - heard < self.timeout:
+                    continue  # only a slice ended; the server is alive
                 raise
             self._raise_error(msg)
-            self._last_seen = time.monotonic()
             if msg.type == "progress" and on_progress is not None:
                 c = msg.content
                 on_progress(ProgressInfo(job_id, c["state"], c["stage"], float(c["fraction"]),
@@ -303,9 +317,6 @@ class Client:
             elif msg.type == "done":
                 self._watching.pop(job_id, None)
                 return JobInfo.from_json(msg.content["job"])
-
-    def _alive_recently(self) -> bool:
-        return time.monotonic() - getattr(self, "_last_seen", time.monotonic()) < self.timeout
 
     def stream_result(self, job_id: str, from_chunk: int = 0) -> Iterator[stream.Chunk]:
         """Yield the result's chunks from ``from_chunk`` on (see ``shared/stream.py``)."""

@@ -19,6 +19,12 @@ class ConnectionFailed(errors.Anim4DError):
     code = "refused"
 
 
+class WaitTimeout(errors.Anim4DError):
+    """``Client.wait(timeout=...)`` returned before the job ended; the job goes on."""
+
+    code = "wait_timeout"
+
+
 class VersionMismatch(errors.Anim4DError):
     code = "version_mismatch"
 

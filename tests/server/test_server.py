@@ -294,3 +294,14 @@ def test_non_loopback_bind_without_keys_warns(tmp_path, caplog):
     with EmbeddedServer(tmp_path, bind="tcp://0.0.0.0:*", kinds=debug_kinds()):
         pass
     assert "WITHOUT CurveZMQ" in caplog.text
+
+
+def test_wait_with_timeout_and_cancel_polling_survives_a_long_quiet_job(client):
+    from blender_addon.core.client_types import WaitTimeout
+
+    client.timeout = 1.0  # heartbeats every 0.3 s keep it alive; progress comes only at the start
+    job = client.submit("debug.sleep", {"seconds": 2.5, "steps": 1})
+    with pytest.raises(WaitTimeout) as err:
+        client.wait(job, timeout=0.5)
+    assert err.value.code == "wait_timeout"
+    assert client.wait(job, cancel=lambda: False).state == "done"

@@ -1,0 +1,142 @@
+"""Import entry points: a result folder on disk, or result chunks streaming in from the backend.
+
+Both paths build the same objects (``import_mesh`` / ``import_gaussians``). A stream adds frames
+as chunks arrive; when the connection drops, the frames received so far stay in the scene and a
+later :meth:`StreamImport.complete_from_folder` (after the fetch resumed) adds the rest.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import bpy
+import numpy as np
+
+from ..core import import_plan as plan
+from ..core._shared import errors, manifest, results
+from .import_gaussians import GaussianImport
+from .import_mesh import MeshImport
+
+OPTIONAL_ROLES = ("pc2",)  # files the importer never reads: a missing one is not an error
+
+
+def open_result(folder: Path):
+    """``shared.results.open_result``, tolerating missing optional files (e.g. ``files.pc2``)."""
+    try:
+        return results.open_result(folder)
+    except errors.FormatError as err:
+        roles = [r for r in OPTIONAL_ROLES if f"files.{r}" in str(err)]
+        if not roles:
+            raise
+        m = manifest.read_manifest(folder)
+        for role in roles:
+            m.files.pop(role, None)
+        results.check_result_files(folder, m)
+        return results.ResultData(folder, m)
+
+
+def import_folder(folder: str | Path, *, storage: str = "AUTO", start: float | None = None,
+                  scene: bpy.types.Scene | None = None) -> tuple[bpy.types.Object, list[str]]:
+    """Import the result folder ``folder``; returns the object and notices for the artist.
+
+    Raises ``shared.errors.Anim4DError`` (``FormatError``) with a message naming the folder and
+    the problem for anything that is not a readable result; nothing is created then.
+    """
+    folder = Path(folder)
+    res = open_result(folder)
+    meta = plan.meta_from_manifest(res.manifest, source=str(folder))
+    if res.representation == "mesh_sequence":
+        seq = res.mesh
+        job = MeshImport(meta, seq.faces, seq.times, seq.vertex_count, seq.uvs, seq.colors,
+                         storage=storage, start=start, scene=scene)
+        job.add_frames(0, seq.vertices)
+        return job.finish(), job.notices
+    frames = [res.gaussian_frame(i) for i in range(res.frame_count)]  # read all before building
+    gjob = GaussianImport(meta, np.asarray(res.manifest.frame_times),
+                          correspond=plan.gaussians_correspond(res.manifest), start=start,
+                          scene=scene)
+    for i, frame in enumerate(frames):
+        gjob.add_gaussian_frame(i, frame, rebuild=i == len(frames) - 1)
+    return gjob.finish(), []
+
+
+def chunk_part(chunk) -> str:
+    """``header`` or ``frames`` (``shared.stream.Chunk.part``; ``.kind`` on older chunks)."""
+    return str(getattr(chunk, "part", None) or getattr(chunk, "kind", ""))
+
+
+class StreamImport:
+    """Feed ``shared.stream.Chunk`` objects (``.part``, ``.content``, ``.arrays``,
+    ``.frame_start``) of one job into a growing object."""
+
+    def __init__(self, job_id: str, *, storage: str = "AUTO", start: float | None = None,
+                 scene: bpy.types.Scene | None = None):
+        self.job_id = job_id
+        self.storage = storage
+        self.start = start
+        self.scene = scene
+        self.manifest: manifest.Manifest | None = None
+        self.builder: MeshImport | GaussianImport | None = None
+
+    @property
+    def obj(self) -> bpy.types.Object | None:
+        return None if self.builder is None else self.builder.obj
+
+    @property
+    def received(self) -> int:
+        return 0 if self.builder is None else self.builder.received
+
+    @property
+    def notices(self) -> list[str]:
+        return list(getattr(self.builder, "notices", []))
+
+    def feed(self, chunk) -> None:
+        """Add one chunk: the header creates the builder, frame chunks add frames."""
+        if chunk_part(chunk) == "header":
+            self._header(chunk)
+            return
+        if self.builder is None:
+            raise errors.ProtocolError(
+                f"job {self.job_id}: frames arrived before the result header")
+        arrays = chunk.arrays
+        if isinstance(self.builder, MeshImport):
+            self.builder.add_frames(int(chunk.frame_start), arrays["vertices"])
+        else:
+            self.builder.add_frame(int(chunk.frame_start), **arrays)
+
+    def _header(self, chunk) -> None:
+        if self.builder is not None:
+            return  # a resumed stream repeats the header
+        m = manifest.Manifest.from_json(chunk.content["manifest"], f"job {self.job_id} header")
+        self.manifest = m
+        meta = plan.meta_from_manifest(m, source=f"job {self.job_id}")
+        arrays = chunk.arrays
+        times = np.asarray(arrays.get("times", m.frame_times), dtype=np.float64)
+        if m.representation == "mesh_sequence":
+            self.builder = MeshImport(
+                meta, arrays["faces"], times, int(m.counts.get("vertices", 0)),
+                arrays.get("uvs"), arrays.get("colors"), storage=self.storage,
+                start=self.start, scene=self.scene)
+        else:
+            self.builder = GaussianImport(meta, times,
+                                          correspond=plan.gaussians_correspond(m),
+                                          start=self.start, scene=self.scene)
+
+    def complete_from_folder(self, folder: str | Path) -> bpy.types.Object:
+        """Add the frames not streamed yet from the fetched result ``folder``, then finish."""
+        if self.builder is None:
+            obj, notices = import_folder(folder, storage=self.storage, start=self.start,
+                                         scene=self.scene)
+            return obj
+        res = open_result(Path(folder))
+        b = self.builder
+        if isinstance(b, MeshImport):
+            if b.received < res.frame_count:
+                b.add_frames(b.received, res.mesh.vertices[b.received:])
+        else:
+            last = res.frame_count - 1
+            for i in range(b.received, res.frame_count):
+                b.add_gaussian_frame(i, res.gaussian_frame(i), rebuild=i == last)
+        obj = b.finish()
+        obj["anim4d_source"] = str(folder)
+        return obj
