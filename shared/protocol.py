@@ -196,6 +196,12 @@ def _load_json(frame: bytes, what: str) -> dict:
     return obj
 
 
+def _clip(value: Any, limit: int = 80) -> str:
+    """``repr(value)``, cut to ``limit`` characters: errors quote what they refuse, briefly."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 def _opt_str(header: dict, key: str) -> str | None:
     value = header.get(key)
     if value is not None and not isinstance(value, str):
@@ -235,7 +241,7 @@ def _decode_arrays(content: dict, frames: Sequence[Any], max_array_bytes: int) -
             raise ProtocolError(f"array spec {i}: 'name' must be a unique non-empty string")
         if not isinstance(dtype, str) or dtype not in ALLOWED_DTYPES:
             raise ProtocolError(
-                f"array {name!r}: dtype {dtype!r} not accepted; accepted: "
+                f"array {_clip(name)}: dtype {_clip(dtype)} not accepted; accepted: "
                 + ", ".join(sorted(ALLOWED_DTYPES))
             )
         if (not isinstance(shape, list) or len(shape) > MAX_NDIM
@@ -276,7 +282,7 @@ def decode(frames: Sequence[Any], max_array_bytes: int = MAX_MESSAGE_BYTES) -> M
     mtype = header.get("type")
     if not isinstance(mtype, str) or mtype not in MESSAGE_TYPES:
         raise ProtocolError(
-            f"unknown message type {mtype!r}; known: {', '.join(sorted(MESSAGE_TYPES))}"
+            f"unknown message type {_clip(mtype)}; known: {', '.join(sorted(MESSAGE_TYPES))}"
         )
     mid = header.get("id")
     if not isinstance(mid, str) or not mid or len(mid) > 128:

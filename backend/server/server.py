@@ -42,6 +42,7 @@ from shared.stream import ResultReader
 
 log = logging.getLogger("anim4d.server")
 SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_ .()+\-]{0,199}\Z")
+MAX_OUTBOX = 10_000
 
 
 @dataclass
@@ -68,7 +69,9 @@ class Server:
         self.address = ""
         self.subs: dict[str, dict[bytes, str]] = {}
         self.streams: list[_Stream] = []
-        self.outbox: deque[tuple[bytes, list]] = deque()
+        # Replies a peer's full send queue could not take yet, per peer, in order: a peer that
+        # stops reading delays only itself, and is dropped past MAX_OUTBOX messages.
+        self.outbox: dict[bytes, deque[list]] = {}
         self._stop = threading.Event()
         self._auth = None
         self._last_heartbeat = 0.0
@@ -150,12 +153,25 @@ class Server:
         log.info("server stopped; %d running job(s) marked interrupted", len(running))
 
     # ---- sending -------------------------------------------------------------------------
+    @property
+    def outbox_size(self) -> int:
+        return sum(len(q) for q in self.outbox.values())
+
     def _send(self, identity: bytes, msg: Message, critical: bool = True) -> bool:
         frames = [identity, *encode(msg)]
-        if self.outbox and critical:
-            self.outbox.append((identity, frames))
+        if identity in self.outbox:  # keep this peer's order: queue behind what waits
+            if critical:
+                self._queue(identity, frames)
             return False
         return self._send_frames(identity, frames, critical)
+
+    def _queue(self, identity: bytes, frames: list) -> None:
+        queue = self.outbox.setdefault(identity, deque())
+        queue.append(frames)
+        if len(queue) > MAX_OUTBOX:
+            log.warning("a client stopped reading (%d replies waiting): dropping it",
+                        len(queue))
+            self._forget(identity)
 
     def _send_frames(self, identity: bytes, frames: list, queue_if_full: bool) -> bool:
         try:
@@ -163,7 +179,7 @@ class Server:
             return True
         except zmq.Again:
             if queue_if_full:
-                self.outbox.append((identity, frames))
+                self._queue(identity, frames)
             return False
         except zmq.ZMQError as err:
             if err.errno == errno.EHOSTUNREACH:
@@ -172,24 +188,27 @@ class Server:
             raise
 
     def _flush_outbox(self) -> None:
-        while self.outbox:
-            identity, frames = self.outbox[0]
-            try:
-                self.socket.send_multipart(frames, flags=zmq.NOBLOCK, copy=False)
-            except zmq.Again:
-                return
-            except zmq.ZMQError as err:
-                if err.errno != errno.EHOSTUNREACH:
-                    raise
-                self._forget(identity)
-                continue  # _forget removed this peer's queued messages, the head included
-            self.outbox.popleft()
+        for identity in list(self.outbox):
+            queue = self.outbox.get(identity)
+            while queue:
+                try:
+                    self.socket.send_multipart(queue[0], flags=zmq.NOBLOCK, copy=False)
+                except zmq.Again:
+                    break  # this peer is still full; the others go on
+                except zmq.ZMQError as err:
+                    if err.errno != errno.EHOSTUNREACH:
+                        raise
+                    self._forget(identity)
+                    break
+                queue.popleft()
+            if identity in self.outbox and not self.outbox[identity]:
+                del self.outbox[identity]
 
     def _forget(self, identity: bytes) -> None:
         for subs in self.subs.values():
             subs.pop(identity, None)
         self.streams = [s for s in self.streams if s.identity != identity]
-        self.outbox = deque(item for item in self.outbox if item[0] != identity)
+        self.outbox.pop(identity, None)
 
     # ---- receiving -----------------------------------------------------------------------
     def _receive_some(self, budget: int = 64) -> None:
@@ -200,8 +219,15 @@ class Server:
                 return
             identity, body = frames[0].bytes, frames[1:]
             try:
+                total = sum(len(f) for f in body)
+                if total > self.config.max_message_bytes:
+                    raise ProtocolError(f"message of {total} bytes is over the server's "
+                                        f"{self.config.max_message_bytes}-byte limit")
                 msg = decode(body, self.config.max_message_bytes)
-            except ProtocolError as err:
+            except Exception as err:  # noqa: BLE001 - no message may stop the server
+                if not isinstance(err, ProtocolError):
+                    log.exception("decoding a message failed")
+                    err = ProtocolError(f"malformed message ({type(err).__name__})")
                 mid, job = peek_ids(body) if len(body) >= 2 else (None, None)
                 log.info("refused a malformed message: %s", err)
                 self._send(identity, error_message(err.code, str(err), mid, job))
@@ -216,6 +242,9 @@ class Server:
 
     def _dispatch(self, identity: bytes, msg: Message) -> None:
         handler = getattr(self, f"_on_{msg.type}", None)
+        if msg.status is not None:
+            raise ProtocolError(f"a {msg.type!r} with status {msg.status!r} is a reply or an "
+                                "event; a server accepts only requests (status null)")
         if handler is None:
             raise ProtocolError(f"{msg.type!r} is not a request a server accepts")
         if msg.job is not None and msg.type != "submit" and msg.job not in self.engine.records:
@@ -381,7 +410,8 @@ class Server:
                         msg = Message("result", chunk.content, chunk.arrays,
                                       reply_to=stream.request_id, job=stream.job_id, status="ok")
                     stream.pending = [stream.identity, *encode(msg)]
-                if self.outbox or not self._send_frames(stream.identity, stream.pending, False):
+                if (stream.identity in self.outbox
+                        or not self._send_frames(stream.identity, stream.pending, False)):
                     break
                 stream.pending = None
                 stream.next += 1

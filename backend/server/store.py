@@ -19,7 +19,7 @@ from typing import Any
 
 from shared.protocol import TERMINAL_STATES
 
-JOB_ID_RE = re.compile(r"^[0-9a-f]{8,64}$")
+JOB_ID_RE = re.compile(r"^[0-9a-f]{8,64}\Z")
 
 
 @dataclass
