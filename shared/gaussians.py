@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -23,7 +23,7 @@ import numpy as np
 
 from .errors import FormatError
 from .gsply import GaussianFrame, read_gsply, write_gsply
-from .manifest import MANIFEST_NAME, Manifest, read_manifest, write_manifest
+from .manifest import MANIFEST_NAME, Manifest, read_manifest, safe_member, write_manifest
 
 REPRESENTATION = "gaussian_sequence"
 
@@ -234,15 +234,7 @@ def gaussian_frame_paths(folder: str | os.PathLike, manifest: Manifest) -> list[
 
 def member_path(folder: Path, name: Any, role: str) -> Path:
     """``folder/name`` for a file named in a manifest: relative, inside ``folder``, existing."""
-    if not isinstance(name, str) or not name:
-        raise FormatError(f"{folder}: files.{role} holds {name!r}, expected a file name")
-    rel = PurePosixPath(name.replace("\\", "/"))
-    if rel.is_absolute() or ".." in rel.parts or ":" in name:
-        raise FormatError(
-            f"{folder}: files.{role} names {name!r}; only paths inside the result folder are "
-            "allowed"
-        )
-    path = folder / rel
+    path = safe_member(folder, name, role)
     if not path.is_file():
         raise FormatError(
             f"{folder}: file {name!r} (files.{role} in {MANIFEST_NAME}) is missing from the "

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from . import __version__
@@ -121,3 +121,19 @@ def read_manifest(folder: str | os.PathLike) -> Manifest:
     except (OSError, ValueError) as err:
         raise FormatError(f"{path}: cannot read as JSON ({err})") from None
     return Manifest.from_json(data, str(path))
+
+
+def safe_member(folder: Path, name: Any, role: str) -> Path:
+    """``folder/name`` for a file named in a manifest, refusing anything outside ``folder``.
+
+    Results cross the network: absolute paths, ``..`` and drive letters are errors.
+    """
+    if not isinstance(name, str) or not name:
+        raise FormatError(f"{folder}: files.{role} holds {name!r}, expected a file name")
+    rel = PurePosixPath(name.replace("\\", "/"))
+    if rel.is_absolute() or ".." in rel.parts or ":" in name:
+        raise FormatError(
+            f"{folder}: files.{role} names {name!r}; only paths inside the result folder are "
+            "allowed"
+        )
+    return folder / rel

@@ -10,6 +10,11 @@ A result travels as ``count`` chunks, each one ``result`` message (see PROTOCOL.
   chunk, arrays ``means`` [N,3], ``quats`` [N,4], ``log_scales`` [N,3], ``opacity_logits`` [N],
   ``sh_dc`` [N,3], ``sh_rest`` [N,K,3].
 
+- then, for every other file the manifest names (``files`` roles besides ``sequence`` and
+  ``frames``, e.g. a fitted shape vector), ``part="file"`` chunks: ``role``, ``path``,
+  ``offset``, ``size`` (the file's), and one ``data`` uint8 array of at most ``chunk_bytes``.
+  The header lists them as ``attachments``: ``[{"role", "path", "size"}]``.
+
 So a 1 GB result never sits in one message, a client can show frames as they arrive, and a
 dropped connection resumes with ``fetch(from_chunk=...)`` (:attr:`ResultAssembler.next_chunk`).
 """
@@ -27,12 +32,13 @@ from pathlib import Path
 import numpy as np
 
 from .errors import FormatError
-from .manifest import Manifest, read_manifest, write_manifest
+from .manifest import Manifest, read_manifest, safe_member, write_manifest
 from .meshseq import MeshSequence, save_npz
 from .npzmap import npz_memmap
 
 DEFAULT_CHUNK_BYTES = 8 * 1024 * 1024
 GAUSSIAN_ARRAYS = ("means", "quats", "log_scales", "opacity_logits", "sh_dc", "sh_rest")
+DATA_ROLES = ("sequence", "frames")
 
 
 @dataclass
@@ -80,7 +86,20 @@ class ResultReader:
             self.batch = max(1, chunk_bytes // per_frame)
         else:
             self.batch = 1
-        self.count = 1 + math.ceil(self.frames / self.batch)
+        self.frame_chunks = math.ceil(self.frames / self.batch)
+        self.attachments: list[dict] = []
+        self._file_chunks: list[tuple[dict, int, int]] = []  # (attachment, offset, length)
+        for role, name in self.manifest.files.items():
+            if role in DATA_ROLES or name is None:
+                continue
+            path = safe_member(self.folder, name, role)
+            if not path.is_file():
+                raise FormatError(f"{self.folder}: file {name!r} (files.{role}) is missing")
+            att = {"role": role, "path": name, "size": path.stat().st_size}
+            self.attachments.append(att)
+            self._file_chunks += [(att, off, min(chunk_bytes, att["size"] - off))
+                                  for off in range(0, max(att["size"], 1), chunk_bytes)]
+        self.count = 1 + self.frame_chunks + len(self._file_chunks)
 
     def chunk(self, index: int) -> Chunk:
         if not 0 <= index < self.count:
@@ -88,7 +107,15 @@ class ResultReader:
         if index == 0:
             return Chunk(0, self.count, "header",
                          {"chunk": 0, "count": self.count, "part": "header",
-                          "manifest": self.manifest.to_json()}, self._header_arrays())
+                          "manifest": self.manifest.to_json(),
+                          "attachments": self.attachments}, self._header_arrays())
+        if index > self.frame_chunks:
+            att, offset, length = self._file_chunks[index - 1 - self.frame_chunks]
+            data = np.fromfile(self.folder / att["path"], dtype=np.uint8, count=length,
+                               offset=offset)
+            return Chunk(index, self.count, "file",
+                         {"chunk": index, "count": self.count, "part": "file", **att,
+                          "offset": offset}, {"data": data})
         start = (index - 1) * self.batch
         stop = min(self.frames, start + self.batch)
         content = {"chunk": index, "count": self.count, "part": "frames",
@@ -160,6 +187,8 @@ class ResultAssembler:
     def add(self, chunk: Chunk) -> None:
         if chunk.part == "header":
             self._add_header(chunk)
+        elif chunk.part == "file":
+            self._add_file(chunk)
         else:
             self._add_frames(chunk)
         self.received.add(chunk.index)
@@ -175,6 +204,19 @@ class ResultAssembler:
         self._manifest = manifest
         for name, arr in chunk.arrays.items():
             np.save(self.partial / f"{name}.npy", np.asarray(arr), allow_pickle=False)
+
+    def _add_file(self, chunk: Chunk) -> None:
+        c = chunk.content
+        path = safe_member(self.out_dir, c.get("path"), str(c.get("role")))
+        data = np.asarray(chunk.arrays.get("data", np.zeros(0, np.uint8)), dtype=np.uint8)
+        offset, size = int(c.get("offset", -1)), int(c.get("size", -1))
+        if not 0 <= offset <= offset + data.size <= size:
+            raise FormatError(f"result chunk {chunk.index}: bytes [{offset}, "
+                              f"{offset + data.size}) do not fit a file of {size}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "r+b" if path.exists() else "wb") as fh:
+            fh.seek(offset)
+            fh.write(data.tobytes())
 
     def _add_frames(self, chunk: Chunk) -> None:
         m = self.manifest

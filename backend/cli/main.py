@@ -85,6 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="output file (pc2, anime, npz) or folder (per-frame obj, ply)")
     p.set_defaults(func=local_cmds.cmd_export)
 
+    from backend.cli.dnf_cmds import add_dnf_commands
+
+    add_dnf_commands(sub)
+
     p = sub.add_parser("demo", help="run the demo: embedded backend, one procedural creature")
     p.add_argument("--out", default="out/demo", help="where the result goes (default %(default)s)")
     p.add_argument("--seed", type=int, default=7)

@@ -33,10 +33,13 @@ def load_runner(runner: str) -> Callable:
 def builtin_kinds(debug: bool = False) -> dict[str, JobKind]:
     """Every production kind; with ``debug``, also the ``debug.*`` kinds used to test the engine."""
     from backend.data import jobs as data_jobs
+    from backend.methods.dnf import jobs as dnf_jobs
 
     kinds = [
         JobKind(data_jobs.PROCEDURAL_KIND, "backend.data.jobs:run_procedural"),
         JobKind(data_jobs.BAKE_KIND, "backend.data.jobs:run_bake"),
+        JobKind(dnf_jobs.RECONSTRUCT_KIND, "backend.methods.dnf.jobs:run_reconstruct"),
+        JobKind(dnf_jobs.FIT_SHAPE_KIND, "backend.methods.dnf.jobs:run_fit_shape"),
     ]
     out = {k.name: k for k in kinds}
     if debug:

@@ -61,7 +61,7 @@ def import_folder(folder: str | Path, *, storage: str = "AUTO", start: float | N
 
 
 def chunk_part(chunk) -> str:
-    """``header`` or ``frames`` (``shared.stream.Chunk.part``; ``.kind`` on older chunks)."""
+    """``header``, ``frames`` or ``file`` (``shared.stream.Chunk.part``)."""
     return str(getattr(chunk, "part", None) or getattr(chunk, "kind", ""))
 
 
@@ -92,9 +92,12 @@ class StreamImport:
 
     def feed(self, chunk) -> None:
         """Add one chunk: the header creates the builder, frame chunks add frames."""
-        if chunk_part(chunk) == "header":
+        part = chunk_part(chunk)
+        if part == "header":
             self._header(chunk)
             return
+        if part != "frames":
+            return  # attachments (``file`` chunks) are written to disk by the fetch, not drawn
         if self.builder is None:
             raise errors.ProtocolError(
                 f"job {self.job_id}: frames arrived before the result header")

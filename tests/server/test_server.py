@@ -305,3 +305,49 @@ def test_wait_with_timeout_and_cancel_polling_survives_a_long_quiet_job(client):
         client.wait(job, timeout=0.5)
     assert err.value.code == "wait_timeout"
     assert client.wait(job, cancel=lambda: False).state == "done"
+
+
+def test_attachments_named_in_the_manifest_travel_with_the_result(tmp_path):
+    """Every file a manifest names reaches the client, in chunks, resumably."""
+    from shared.manifest import read_manifest, write_manifest
+    from shared.stream import ResultReader
+
+    folder = tmp_path / "result"
+    folder.mkdir()
+    from backend.jobs.api import JobContext, mesh_result
+    from backend.jobs.debug import _strip
+
+    ctx = JobContext("f" * 32, folder, tmp_path)
+    m = mesh_result(ctx, _strip(5, 40), "debug.sleep", {})
+    blob = np.random.default_rng(3).integers(0, 255, 10_000, dtype=np.uint8)
+    (folder / "extra").mkdir()
+    blob.tofile(folder / "extra" / "vector.bin")
+    (folder / "empty.json").write_bytes(b"")
+    m.files.update({"vector": "extra/vector.bin", "note": "empty.json"})
+    write_manifest(folder, m)
+    reader = ResultReader(folder, chunk_bytes=4096)
+    assert [a["role"] for a in reader.attachments] == ["vector", "note"]
+    assert reader.count == 1 + 1 + 3 + 1  # header, frames, 3 file pieces, the empty file
+    out = ResultAssembler(tmp_path / "out")
+    chunks = list(reader)
+    for chunk in chunks[:3]:
+        out.add(chunk)
+    resumed = ResultAssembler(tmp_path / "out")
+    for chunk in chunks[resumed.next_chunk:]:
+        resumed.add(chunk)
+    got = resumed.finish()
+    assert (got / "extra" / "vector.bin").read_bytes() == blob.tobytes()
+    assert (got / "empty.json").read_bytes() == b""
+    assert open_result(got).mesh.frame_count == 5 and read_manifest(got).files == m.files
+
+
+def test_attachment_paths_cannot_escape_the_result_folder(tmp_path):
+    from shared.errors import FormatError
+    from shared.stream import Chunk
+
+    asm = ResultAssembler(tmp_path / "out")
+    evil = Chunk(3, 4, "file", {"chunk": 3, "count": 4, "part": "file", "role": "x",
+                                "path": "../../etc/evil", "offset": 0, "size": 1},
+                 {"data": np.zeros(1, np.uint8)})
+    with pytest.raises(FormatError, match="only paths inside the result folder"):
+        asm.add(evil)

@@ -1,0 +1,1 @@
+"""Generative and reconstruction methods (each a sub-package; heavy imports stay inside)."""
