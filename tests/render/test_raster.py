@@ -1,0 +1,400 @@
+"""The CPU rasterizer against an independent dense float64 reference, plus edge cases.
+
+Every test draws a fresh random seed and names it in its assertion messages; rerun a failure with
+``ANIM4D_SEED=<seed> pytest tests/render/test_raster.py``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from render_helpers import PARAMS, leaf_params, random_scene, rel_err
+
+from backend.render import RasterizerUnavailable, rasterize
+from backend.render import dispatch as dispatch_mod
+from backend.render.reference import composite_literal, project_dense, render_dense
+from backend.render.sh import rgb_to_sh0, sh_basis, sh_to_rgb
+
+FWD_TOL = 1e-4
+GRAD_TOL = 1e-3
+
+
+def _reference(scene, params=None, **kw):
+    p = params or {k: scene[k] for k in PARAMS}
+    return render_dense(
+        p["means"], p["quats"], p["scales"], p["opacities"], p["colors"], scene["viewmats"],
+        scene["Ks"], scene["width"], scene["height"], **kw,
+    )
+
+
+def _ours(scene, params, dtype=torch.float32, **kw):
+    return rasterize(
+        params["means"], params["quats"], params["scales"], params["opacities"],
+        params["colors"], scene["viewmats"].to(dtype), scene["Ks"].to(dtype), scene["width"],
+        scene["height"], **kw,
+    )
+
+
+def _compare_fwd_and_grads(scene, seed, bg=True, ref_kw=None, our_kw=None, grad_tol=GRAD_TOL):
+    """Forward and gradients (through a random linear loss on colour and alpha) vs float64."""
+    ref_kw, our_kw = ref_kw or {}, our_kw or {}
+    bgs = scene["backgrounds"] if bg else None
+    ref_p = leaf_params(scene, torch.float64)
+    ref_c, ref_a = _reference(scene, ref_p, backgrounds=bgs, **ref_kw)
+    g = torch.Generator().manual_seed(seed ^ 0x5EED)
+    wc = torch.randn(ref_c.shape, generator=g, dtype=torch.float64)
+    wa = torch.randn(ref_a.shape, generator=g, dtype=torch.float64)
+    ((ref_c * wc).sum() + (ref_a * wa).sum()).backward()
+
+    ours_p = leaf_params(scene, torch.float32)
+    c, a, meta = _ours(
+        scene, ours_p, backgrounds=None if bgs is None else bgs.float(), **our_kw
+    )
+    ((c * wc.float()).sum() + (a * wa.float()).sum()).backward()
+    msg = f"seed={seed}"
+    assert c.shape == ref_c.shape and a.shape == ref_a.shape, msg
+    assert rel_err(c, ref_c) < FWD_TOL, f"colour {rel_err(c, ref_c):.2e} {msg}"
+    assert rel_err(a, ref_a) < FWD_TOL, f"alpha {rel_err(a, ref_a):.2e} {msg}"
+    for k in PARAMS:
+        err = rel_err(ours_p[k].grad, ref_p[k].grad)
+        assert err < grad_tol, f"grad {k}: {err:.2e} {msg}"
+    return c, a, meta
+
+
+def test_reference_follows_the_kernel_rules(seed):
+    """The dense reference agrees with a literal per-pixel transcription of gsplat's loop."""
+    scene = random_scene(seed, n=60, cameras=1, width=20, height=16, opacity=(0.3, 1.0))
+    c, a = _reference(scene)
+    m2, conic, depth, ok, _ = project_dense(
+        scene["means"], scene["quats"], scene["scales"], scene["viewmats"][0], scene["Ks"][0],
+        20, 16, 0.3, 0.01, 1e10,
+    )
+    order = [i for i in torch.argsort(depth).tolist() if ok[i]]
+    conics = [[float(conic[i, 0, 0]), float(conic[i, 0, 1]), float(conic[i, 1, 1])] for i in order]
+    for y, x in [(0, 0), (5, 7), (8, 10), (15, 19), (11, 3)]:
+        want_c, want_a = composite_literal(
+            m2[order].tolist(), conics, scene["opacities"][order].tolist(),
+            scene["colors"][order].tolist(), x + 0.5, y + 0.5,
+        )
+        assert torch.allclose(c[0, y, x], torch.tensor(want_c, dtype=torch.float64)), seed
+        assert abs(float(a[0, y, x, 0]) - want_a) < 1e-12, seed
+
+
+def test_forward_and_gradients_match_reference(seed):
+    scene = random_scene(seed)
+    c, a, meta = _compare_fwd_and_grads(scene, seed)
+    assert meta["n_isects"] > 0 and float(a.detach().max()) > 0.5, f"renders nothing, seed={seed}"
+
+
+def test_opaque_scene_exercises_early_stop(seed):
+    """Many opaque Gaussians: most pixels hit T <= 1e-4 and stop, which must match exactly."""
+    scene = random_scene(seed, n=500, opacity=(0.6, 0.99), log_scale=(-1.8, 0.3), spread=0.4)
+    c, a, _ = _compare_fwd_and_grads(scene, seed)
+    assert float((a > 0.9998).float().mean()) > 0.2, f"too few saturated pixels, seed={seed}"
+
+
+def test_background_gradient(seed):
+    scene = random_scene(seed, n=150)
+    bg64 = scene["backgrounds"].clone().requires_grad_(True)
+    ref_c, _ = _reference(scene, backgrounds=bg64)
+    w = torch.randn(ref_c.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(seed))
+    (ref_c * w).sum().backward()
+    bg32 = scene["backgrounds"].float().requires_grad_(True)
+    c, _, _ = _ours(scene, leaf_params(scene), backgrounds=bg32)
+    (c * w.float()).sum().backward()
+    assert rel_err(bg32.grad, bg64.grad) < GRAD_TOL, seed
+
+
+def test_no_background_and_many_channels(seed):
+    scene = random_scene(seed, n=150, channels=5)
+    _compare_fwd_and_grads(scene, seed, bg=False)
+
+
+def test_antialiased_mode(seed):
+    scene = random_scene(seed, n=200)
+    _compare_fwd_and_grads(
+        scene, seed, ref_kw={"antialiased": True}, our_kw={"rasterize_mode": "antialiased"}
+    )
+
+
+def test_expected_depth(seed):
+    scene = random_scene(seed, n=200)
+    p = leaf_params(scene)
+    c, a, meta = _ours(scene, p, render_mode="RGB+ED", backgrounds=scene["backgrounds"].float())
+    # Reference: depth as a fourth colour channel, per camera.
+    vm = scene["viewmats"]
+    depth = (scene["means"] @ vm[:, :3, :3].transpose(1, 2))[..., 2] + vm[:, None, :3, 3][..., 2]
+    cols = torch.cat([scene["colors"].expand(len(vm), -1, -1), depth[..., None]], dim=-1)
+    bgs = torch.cat([scene["backgrounds"], torch.zeros(len(vm), 1, dtype=torch.float64)], -1)
+    ref_c, ref_a = render_dense(
+        scene["means"], scene["quats"], scene["scales"], scene["opacities"], cols, vm,
+        scene["Ks"], scene["width"], scene["height"], backgrounds=bgs,
+    )
+    ed = ref_c[..., 3:] / ref_a.clamp(min=1e-10)
+    assert rel_err(c[..., :3], ref_c[..., :3]) < FWD_TOL, seed
+    assert rel_err(c[..., 3:], ed) < FWD_TOL, seed
+    d, _, _ = _ours(scene, p, render_mode="ED")
+    assert torch.allclose(d, c[..., 3:], atol=1e-5), seed
+
+
+def test_tile_size_and_block_budget_do_not_change_results(seed):
+    """Exact invariance in float64 (in float32 a pair at the 1/255 threshold may flip)."""
+    scene = random_scene(seed, n=250)
+    p = leaf_params(scene, torch.float64)
+    bg = scene["backgrounds"]
+    kw = {"dtype": torch.float64, "backgrounds": bg}
+    base, base_a, _ = _ours(scene, p, tile_size=16, **kw)
+    base.sum().backward()
+    g0 = {k: p[k].grad.clone() for k in PARAMS}
+    for ts, be in [(4, 1 << 20), (8, 3000), (16, 600), (5, 1 << 14)]:
+        for k in PARAMS:
+            p[k].grad = None
+        c, a, _ = _ours(scene, p, tile_size=ts, block_elems=be, **kw)
+        c.sum().backward()
+        assert rel_err(c, base) < 1e-12 and rel_err(a, base_a) < 1e-12, (seed, ts, be)
+        for k in PARAMS:
+            assert rel_err(p[k].grad, g0[k]) < 1e-10, (seed, ts, be, k)
+
+
+def test_batched_cameras_equal_one_by_one(seed):
+    scene = random_scene(seed, n=200, cameras=3)
+    p = leaf_params(scene)
+    c, a, _ = _ours(scene, p, backgrounds=scene["backgrounds"].float())
+    for i in range(3):
+        ci, ai, _ = rasterize(
+            p["means"], p["quats"], p["scales"], p["opacities"], p["colors"],
+            scene["viewmats"][i : i + 1].float(), scene["Ks"][i : i + 1].float(),
+            scene["width"], scene["height"], backgrounds=scene["backgrounds"][i : i + 1].float(),
+        )
+        assert torch.allclose(ci[0], c[i], atol=1e-6) and torch.allclose(ai[0], a[i], atol=1e-6)
+
+
+def test_float64_path_is_exact(seed):
+    scene = random_scene(seed, n=120)
+    p = leaf_params(scene, torch.float64)
+    c, a, _ = _ours(scene, p, dtype=torch.float64, backgrounds=scene["backgrounds"])
+    ref_c, ref_a = _reference(scene, backgrounds=scene["backgrounds"])
+    assert rel_err(c, ref_c) < 1e-12 and rel_err(a, ref_a) < 1e-12, seed
+
+
+# -- edge cases ---------------------------------------------------------------------------------
+
+
+def test_gaussians_behind_the_camera_or_outside_the_image(seed):
+    scene = random_scene(seed, n=200)
+    vm = scene["viewmats"][0]
+    R, t = vm[:3, :3], vm[:3, 3]
+    cam_center = -R.T @ t
+    forward = R[2]
+    right = R[0]
+    m = scene["means"].clone()
+    m[:50] = cam_center - (1.0 + torch.rand(50, 1, dtype=torch.float64)) * forward  # behind
+    m[50:60] = cam_center + 0.001 * forward + 0.01 * right  # in front of the near plane
+    m[60:100] = cam_center + 2.0 * forward + 30.0 * right  # far outside the image
+    scene["means"] = m
+    c, a, meta = _compare_fwd_and_grads(scene, seed)
+    radii = meta["radii"][0]
+    assert (radii[:100] == 0).all(), f"culled Gaussians were rendered, seed={seed}"
+
+
+def test_only_invisible_gaussians_give_background(seed):
+    scene = random_scene(seed, n=30, cameras=1)
+    vm = scene["viewmats"][0]
+    cam_center = -vm[:3, :3].T @ vm[:3, 3]
+    scene["means"] = cam_center - 2.0 * vm[2, :3] + 0.1 * torch.randn(30, 3, dtype=torch.float64)
+    p = leaf_params(scene)
+    c, a, _ = _ours(scene, p, backgrounds=scene["backgrounds"].float())
+    assert torch.allclose(c, scene["backgrounds"].float()[:, None, None, :].expand_as(c))
+    assert (a == 0).all()
+    c.sum().backward()
+    for k in PARAMS:
+        assert p[k].grad is not None and torch.count_nonzero(p[k].grad) == 0, k
+
+
+def test_degenerate_scales(seed):
+    scene = random_scene(seed, n=200)
+    s = scene["scales"].clone()
+    s[:40, 0] = 0.0  # flat
+    s[40:60] = 0.0  # a point: only the eps2d blur remains
+    s[60:70, 1:] = 0.0  # a needle
+    scene["scales"] = s
+    _compare_fwd_and_grads(scene, seed)
+
+
+def test_one_gaussian(seed):
+    scene = random_scene(seed, n=1, cameras=2, opacity=(0.5, 0.9), log_scale=(-0.7, 0.1))
+    scene["means"] = torch.zeros(1, 3, dtype=torch.float64)  # at the look-at target
+    c, a, _ = _compare_fwd_and_grads(scene, seed)
+    assert float(a.detach().max()) > 0.3, seed
+
+
+def test_zero_gaussians(seed):
+    scene = random_scene(seed, n=0, cameras=2)
+    p = leaf_params(scene)
+    c, a, meta = _ours(scene, p, backgrounds=scene["backgrounds"].float())
+    assert c.shape == (2, scene["height"], scene["width"], 3) and (a == 0).all()
+    assert torch.allclose(c, scene["backgrounds"].float()[:, None, None, :].expand_as(c))
+    c.sum().backward()  # gradients of empty parameters must not fail
+    assert p["means"].grad is None or p["means"].grad.shape == (0, 3)
+    assert meta["n_isects"] == 0
+
+
+# -- SH ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("degree", [0, 1, 2, 3])
+def test_sh_colours(seed, degree):
+    scene = random_scene(seed, n=150)
+    g = torch.Generator().manual_seed(seed)
+    K = (degree + 1) ** 2
+    coeffs = 0.3 * torch.randn(150, 16, 3, generator=g)
+    coeffs[:, 0] = rgb_to_sh0(torch.rand(150, 3, generator=g))
+    p = leaf_params(scene)
+    c, a, _ = rasterize(
+        p["means"], p["quats"], p["scales"], p["opacities"], coeffs, scene["viewmats"].float(),
+        scene["Ks"].float(), scene["width"], scene["height"], sh_degree=degree,
+    )
+    # Same thing with colours evaluated up front (camera centre from the inverse view matrix).
+    vm = scene["viewmats"].float()
+    centres = torch.inverse(vm)[:, :3, 3]
+    dirs = p["means"].detach()[None] - centres[:, None]
+    cols = sh_to_rgb(degree, dirs, coeffs[None, :, :K].expand(len(vm), -1, -1, -1))
+    c2, _, _ = rasterize(
+        p["means"], p["quats"], p["scales"], p["opacities"], cols, vm, scene["Ks"].float(),
+        scene["width"], scene["height"],
+    )
+    assert rel_err(c, c2) < 1e-6, seed
+
+
+def test_sh_basis_is_orthonormal():
+    """Monte Carlo check of the basis itself: integral of Y_i Y_j over the sphere = delta_ij."""
+    g = torch.Generator().manual_seed(0)
+    d = torch.randn(400_000, 3, generator=g, dtype=torch.float64)
+    Y = sh_basis(3, d)
+    gram = (Y.T @ Y) * (4 * math.pi / d.shape[0])
+    assert torch.allclose(gram, torch.eye(16, dtype=torch.float64), atol=0.02)
+
+
+def test_sh_matches_gsplat_torch_impl(seed):
+    ti = pytest.importorskip("gsplat.cuda._torch_impl")
+    g = torch.Generator().manual_seed(seed)
+    dirs = torch.randn(500, 3, generator=g, dtype=torch.float64)
+    coeffs = torch.randn(500, 16, 3, generator=g, dtype=torch.float64)
+    for deg in range(4):
+        ours = sh_to_rgb(deg, dirs, coeffs) - 0.5
+        theirs = ti._spherical_harmonics(deg, dirs, coeffs)
+        assert torch.allclose(ours.clamp_min(-0.5), theirs.clamp_min(-0.5), atol=1e-12), deg
+
+
+# -- against gsplat's own pure-torch pieces ---------------------------------------------------
+
+
+def test_projection_matches_gsplat_torch_impl(seed):
+    ti = pytest.importorskip("gsplat.cuda._torch_impl")
+    from backend.render.project import project_gaussians
+
+    scene = random_scene(seed, n=300)
+    s = {k: v.float() for k, v in scene.items() if torch.is_tensor(v)}
+    ours = project_gaussians(
+        s["means"], s["quats"], s["scales"], torch.ones(300), s["viewmats"], s["Ks"],
+        scene["width"], scene["height"],
+    )
+    covars, _ = ti._quat_scale_to_covar_preci(s["quats"], s["scales"], compute_preci=False)
+    radii, m2, depths, conics, _ = ti._fully_fused_projection(
+        s["means"], covars, s["viewmats"], s["Ks"], scene["width"], scene["height"]
+    )
+    vis = ours.visible & (radii > 0).all(-1)
+    assert vis.sum() > 50, seed
+    assert torch.allclose(ours.means2d[vis], m2[vis], rtol=1e-5, atol=1e-3), seed
+    assert torch.allclose(ours.conics[vis], conics[vis], rtol=1e-4, atol=1e-6), seed
+    assert torch.allclose(ours.depths, depths), seed
+    # gsplat's torch version uses 3.33 sigma; ours, like its CUDA kernel, sqrt(2 ln 255) for o = 1.
+    assert (ours.radii[vis] <= radii[vis]).all() and (ours.radii[vis] >= radii[vis] - 1).all()
+
+
+def test_tile_intersections_match_gsplat_torch_impl(seed):
+    ti = pytest.importorskip("gsplat.cuda._torch_impl")
+    from backend.render.project import project_gaussians
+    from backend.render.tiles import intersect_tiles
+
+    scene = random_scene(seed, n=60, cameras=2)
+    s = {k: v.float() for k, v in scene.items() if torch.is_tensor(v)}
+    proj = project_gaussians(
+        s["means"], s["quats"], s["scales"], s["opacities"], s["viewmats"], s["Ks"],
+        scene["width"], scene["height"],
+    )
+    tw, th = math.ceil(scene["width"] / 8), math.ceil(scene["height"] / 8)
+    ours = intersect_tiles(proj.means2d, proj.radii, proj.depths, 8, tw, th)
+    per_gauss, isect_ids, flatten_ids = ti._isect_tiles(
+        proj.means2d, proj.radii, proj.depths, 8, tw, th
+    )
+    n_bits = (tw * th).bit_length()
+    hi = isect_ids >> 32
+    theirs_tiles = (hi >> n_bits) * (tw * th) + (hi & ((1 << n_bits) - 1))
+    assert torch.equal(ours.tile_ids, theirs_tiles), seed
+    assert torch.equal(ours.gauss_ids, flatten_ids.long()), seed
+    assert torch.equal(ours.tiles_per_gauss, per_gauss.long()), seed
+
+
+# -- dispatch -------------------------------------------------------------------------------
+
+
+def test_bad_arguments_are_explained():
+    scene = random_scene(1, n=10, cameras=1)
+    p = leaf_params(scene)
+    with pytest.raises(ValueError, match="colors"):
+        rasterize(p["means"], p["quats"], p["scales"], p["opacities"], p["colors"][:5],
+                  scene["viewmats"].float(), scene["Ks"].float(), 8, 8)
+    with pytest.raises(ValueError, match="render_mode"):
+        _ours(scene, p, render_mode="RGBA")
+    with pytest.raises(ValueError, match="only gsplat"):
+        _ours(scene, p, packed=False)
+
+
+def test_cuda_without_gsplat_is_a_clear_error(monkeypatch):
+    dispatch_mod._gsplat_rasterization.cache_clear()
+
+    def broken_import(*args, **kwargs):
+        raise RasterizerUnavailable("CUDA rendering needs the gsplat package (pip install gsplat)")
+
+    monkeypatch.setattr(dispatch_mod, "_gsplat_rasterization", broken_import)
+    scene = random_scene(2, n=10, cameras=1)
+    p = leaf_params(scene)
+    with pytest.raises(RasterizerUnavailable, match="gsplat"):
+        _ours(scene, p, backend="gsplat")
+    assert dispatch_mod.RasterizerUnavailable.code == "rasterizer_unavailable"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_gsplat_matches_cpu(seed):
+    pytest.importorskip("gsplat")
+    scene = random_scene(seed, n=400, width=64, height=48)
+    p = leaf_params(scene)
+    c, a, _ = _ours(scene, p, backgrounds=scene["backgrounds"].float())
+    pc = {k: v.detach().cuda().requires_grad_(True) for k, v in p.items()}
+    cg, ag, meta = rasterize(
+        pc["means"], pc["quats"], pc["scales"], pc["opacities"], pc["colors"],
+        scene["viewmats"].float().cuda(), scene["Ks"].float().cuda(), 64, 48,
+        backgrounds=scene["backgrounds"].float().cuda(),
+    )
+    assert rel_err(cg.cpu(), c) < 1e-4 and rel_err(ag.cpu(), a) < 1e-4, seed
+    c.sum().backward()
+    cg.sum().backward()
+    for k in PARAMS:
+        assert rel_err(pc[k].grad.cpu(), p[k].grad) < 1e-3, (k, seed)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_torch_backend_runs_on_cuda(seed):
+    scene = random_scene(seed, n=100)
+    p = leaf_params(scene)
+    c, a, _ = _ours(scene, p)
+    pc = {k: v.detach().cuda() for k, v in p.items()}
+    cg, ag, _ = rasterize(
+        pc["means"], pc["quats"], pc["scales"], pc["opacities"], pc["colors"],
+        scene["viewmats"].float().cuda(), scene["Ks"].float().cuda(), scene["width"],
+        scene["height"], backend="torch",
+    )
+    assert rel_err(cg.cpu(), c) < 1e-5, seed
