@@ -15,7 +15,7 @@ import sys
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 
 from backend.jobs.registry import JobKind
@@ -54,7 +54,6 @@ class _Running:
     cancel: object
     cancel_at: float | None = None
     final: tuple | None = None
-    started: float = field(default_factory=time.monotonic)
 
 
 class JobEngine:

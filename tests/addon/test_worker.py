@@ -180,7 +180,7 @@ def test_version_mismatch_is_reported_with_the_address() -> None:
 
 @pytest.mark.slow
 def test_real_server_progress_fetch_and_cancel(tmp_path) -> None:
-    server_mod = pytest.importorskip("backend.server.embedded")
+    import backend.server.embedded as server_mod
     from backend.jobs.registry import debug_kinds
     from blender_addon.core.client import Client
 

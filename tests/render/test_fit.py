@@ -184,7 +184,8 @@ def test_losses():
 
 
 def test_gaussians_to_gsply_frame(tmp_path):
-    gsply = pytest.importorskip("shared.gsply")
+    from shared import gsply
+
     g = Gaussians.from_points(torch.rand(10, 3), torch.rand(10, 3), 0.05, 0.3, sh_degree=1)
     frame = g.to_frame()
     assert frame.count == 10 and frame.sh_degree == 1

@@ -278,7 +278,8 @@ def test_sh_basis_is_orthonormal():
 
 
 def test_sh_matches_gsplat_torch_impl(seed):
-    ti = pytest.importorskip("gsplat.cuda._torch_impl")
+    ti = pytest.importorskip(
+        "gsplat.cuda._torch_impl", reason="cross-check needs gsplat (pip install -e '.[cuda]')")
     g = torch.Generator().manual_seed(seed)
     dirs = torch.randn(500, 3, generator=g, dtype=torch.float64)
     coeffs = torch.randn(500, 16, 3, generator=g, dtype=torch.float64)
@@ -292,7 +293,8 @@ def test_sh_matches_gsplat_torch_impl(seed):
 
 
 def test_projection_matches_gsplat_torch_impl(seed):
-    ti = pytest.importorskip("gsplat.cuda._torch_impl")
+    ti = pytest.importorskip(
+        "gsplat.cuda._torch_impl", reason="cross-check needs gsplat (pip install -e '.[cuda]')")
     from backend.render.project import project_gaussians
 
     scene = random_scene(seed, n=300)
@@ -315,7 +317,8 @@ def test_projection_matches_gsplat_torch_impl(seed):
 
 
 def test_tile_intersections_match_gsplat_torch_impl(seed):
-    ti = pytest.importorskip("gsplat.cuda._torch_impl")
+    ti = pytest.importorskip(
+        "gsplat.cuda._torch_impl", reason="cross-check needs gsplat (pip install -e '.[cuda]')")
     from backend.render.project import project_gaussians
     from backend.render.tiles import intersect_tiles
 
@@ -369,7 +372,7 @@ def test_cuda_without_gsplat_is_a_clear_error(monkeypatch):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_gsplat_matches_cpu(seed):
-    pytest.importorskip("gsplat")
+    pytest.importorskip("gsplat", reason="the CUDA path needs gsplat (pip install -e '.[cuda]')")
     scene = random_scene(seed, n=400, width=64, height=48)
     p = leaf_params(scene)
     c, a, _ = _ours(scene, p, backgrounds=scene["backgrounds"].float())
