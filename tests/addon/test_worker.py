@@ -14,6 +14,8 @@ from blender_addon.core.client_types import ConnectionFailed, JobInfo, ProgressI
 from blender_addon.core.jobs_state import JobsState
 from blender_addon.core.worker import Command, Event, Worker, drain
 
+HANG_S = 120.0  # ceiling on waits for something that must happen: only catches a hang
+
 
 def _events(n: int) -> queue.Queue:
     q: queue.Queue = queue.Queue()
@@ -49,19 +51,30 @@ def test_drain_takes_one_slow_message_even_with_no_budget_left() -> None:
 class SlowFakeClient:
     """Stands in for ``Client``: progress trickles in slowly, as from a busy server."""
 
-    def __init__(self, steps: int = 5, delay: float = 0.03):
-        self.steps, self.delay = steps, delay
+    def __init__(self, steps: int = 5, delay: float = 0.03, stall_at: int | None = None):
+        self.steps, self.delay, self.stall_at = steps, delay, stall_at
         self.cancelled: list[str] = []
         self.closed = False
         self.thread_names: set[str] = set()
+        self.network = threading.Event()  # set: the "network" answers; clear: submit hangs
+        self.network.set()
+        self.submit_entered = threading.Event()
+        self.submit_returned = threading.Event()
 
     def submit(self, kind, params, inputs=(), on_progress=None):
         self.thread_names.add(threading.current_thread().name)
+        self.submit_entered.set()
+        self.network.wait(HANG_S)
+        self.submit_returned.set()
         return "job-1"
 
     def wait(self, job_id, on_progress=None, cancel=None, timeout=None):
         for i in range(self.steps):
             time.sleep(self.delay)
+            if i == self.stall_at:  # a long job: it only ends by being cancelled
+                end = time.monotonic() + HANG_S
+                while not cancel() and time.monotonic() < end:
+                    time.sleep(0.005)
             if cancel is not None and cancel():
                 self.cancelled.append(job_id)
                 return JobInfo(job_id, "debug.sleep", "cancelled")
@@ -83,11 +96,15 @@ class SlowFakeClient:
         self.closed = True
 
 
-def _pump_until(w: Worker, state: JobsState, done, timeout: float = 10.0) -> list[Event]:
-    """What the Blender timer does: drain with a small budget, repeatedly."""
+def _pump_until(w: Worker, state: JobsState, done, timeout: float = HANG_S) -> list[Event]:
+    """What the Blender timer does: drain with a small budget, repeatedly, until ``done()``.
+
+    ``timeout`` only catches a hang (it fails the test); nothing here depends on speed.
+    """
     seen: list[Event] = []
     end = time.monotonic() + timeout
-    while time.monotonic() < end and not done():
+    while not done():
+        assert time.monotonic() < end, f"gave up waiting after {timeout} s (a hang)"
         seen += drain(w.events, 0.005, handle=state.apply)
         time.sleep(0.005)
     seen += drain(w.events, 1.0, handle=state.apply)
@@ -99,9 +116,13 @@ def test_worker_thread_streams_progress_without_blocking_the_caller() -> None:
     w = Worker(lambda: fake, poll_s=0.05)
     w.start()
     state = JobsState()
-    t0 = time.monotonic()
+    fake.network.clear()  # the server does not answer yet
     w.put("submit", kind="debug.sleep", params={})
-    assert time.monotonic() - t0 < 0.05  # queuing a command never waits on the "network"
+    # queuing returned while the worker thread is (or is about to be) stuck in the client call
+    assert not fake.submit_returned.is_set()
+    assert fake.submit_entered.wait(HANG_S)
+    assert not fake.submit_returned.is_set() and "anim4d-worker" in fake.thread_names
+    fake.network.set()
     seen = _pump_until(w, state, lambda: state.jobs.get("job-1") and state.jobs["job-1"].terminal)
     fractions = [e.data.fraction for e in seen if e.type == "progress"]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0 and len(fractions) == 5
@@ -116,7 +137,7 @@ def test_worker_thread_streams_progress_without_blocking_the_caller() -> None:
 
 
 def test_cancel_reaches_the_client_wait() -> None:
-    fake = SlowFakeClient(steps=200, delay=0.01)
+    fake = SlowFakeClient(steps=200, delay=0.01, stall_at=1)
     w = Worker(lambda: fake, poll_s=0.05)
     w.start()
     state = JobsState()
@@ -161,7 +182,7 @@ def test_version_mismatch_is_reported_with_the_address() -> None:
     def serve() -> None:
         import json
 
-        if router.poll(5000):
+        if router.poll(int(HANG_S * 1000)):
             ident, *frames = router.recv_multipart()
             req = json.loads(frames[1])
             header = {"type": "hello", "id": "x", "reply_to": req["id"], "status": "ok"}
@@ -169,10 +190,10 @@ def test_version_mismatch_is_reported_with_the_address() -> None:
 
     t = threading.Thread(target=serve, daemon=True)
     t.start()
-    w = Worker(lambda: Client(address, timeout=3.0))
+    w = Worker(lambda: Client(address, timeout=HANG_S))
     w.execute(Command("hello"))
     (event,) = drain(w.events, 1.0)
-    t.join(5)
+    t.join(HANG_S)
     router.close()
     assert event.type == "error" and event.code == "version_mismatch"
     assert address in event.data and "9.0" in event.data
@@ -192,22 +213,22 @@ def test_real_server_progress_fetch_and_cancel(tmp_path) -> None:
         w.put("hello")
         w.put("submit", kind="debug.sleep",
               params={"seconds": 0.8, "steps": 8, "frames": 6, "vertices": 30})
-        seen = _pump_until(w, state, lambda: any(j.terminal for j in state.jobs.values()), 60)
+        seen = _pump_until(w, state, lambda: any(j.terminal for j in state.jobs.values()))
         (job,) = state.jobs.values()
         assert state.connection == "connected" and "debug.sleep" in [k.name for k in state.kinds]
         assert job.state == "done", state.last_error
         progress = [e.data.fraction for e in seen if e.type == "progress" and e.job_id]
         assert len(progress) >= 3 and progress == sorted(progress), (progress, state.last_error)
         w.put("fetch", job_id=job.id, out_dir=str(tmp_path / "result"))
-        seen = _pump_until(w, state, lambda: job.result_dir, 30)
+        seen = _pump_until(w, state, lambda: job.result_dir)
         types = [e.type for e in seen if e.job_id == job.id and e.type != "job"]
         assert types[-1] == "fetched" and "chunk" in types  # "job" (done) may come in between
         assert (tmp_path / "result" / "manifest.json").is_file(), state.last_error
         w.put("submit", kind="debug.sleep", params={"seconds": 30, "steps": 300})
-        _pump_until(w, state, lambda: len(state.jobs) == 2 and state.active_ids(), 30)
+        _pump_until(w, state, lambda: len(state.jobs) == 2 and state.active_ids())
         (second,) = state.active_ids()
         w.put("cancel", job_id=second)
-        _pump_until(w, state, lambda: state.jobs[second].terminal, 30)
+        _pump_until(w, state, lambda: state.jobs[second].terminal)
         assert state.jobs[second].state == "cancelled", state.last_error
         w.stop()
     finally:
