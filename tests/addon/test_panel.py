@@ -1,10 +1,13 @@
-"""The panel's draw code and the timer callback, run against a recording layout (no UI)."""
+"""The panel's draw code and the timer callback, run against a recording layout (no UI).
+
+The layout (``fake_layout.FakeLayout``) checks every call against Blender's RNA: a property the
+panel draws must exist on its data, an operator property it sets must exist on the operator.
+"""
 
 from __future__ import annotations
 
 import queue
 from types import SimpleNamespace
-from unittest.mock import MagicMock
 
 import pytest
 
@@ -25,24 +28,36 @@ KIND = KindSpec(
 )
 
 
-def _layout() -> MagicMock:
-    layout = MagicMock(name="layout")
-    layout.panel.return_value = (MagicMock(name="header"), MagicMock(name="body"))
-    for attr in ("box", "row", "column"):
-        getattr(layout, attr).return_value = layout
-    return layout
-
-
 @pytest.fixture
 def runtime(bpy_clean, monkeypatch):
-    from blender_addon.bl import kind_props, runtime
+    """A fresh runtime, with the operators and the retime property registered (as enabled)."""
+    import bpy
+    from bpy.props import PointerProperty
+
+    from blender_addon.bl import kind_props, operators, panel, runtime
 
     rt = runtime.Runtime()
     monkeypatch.setattr(runtime, "RT", rt)
     for mod in ("panel", "operators"):
         monkeypatch.setattr(f"blender_addon.bl.{mod}.RT", rt, raising=False)
+    classes = (*operators.CLASSES, panel.ANIM4D_PG_retime)
+    for cls in classes:
+        bpy.utils.register_class(cls)
+    bpy.types.Object.anim4d_retime = PointerProperty(type=panel.ANIM4D_PG_retime)
     yield rt
     kind_props.unregister_all()
+    del bpy.types.Object.anim4d_retime
+    for cls in reversed(classes):
+        bpy.utils.unregister_class(cls)
+
+
+def _draw(method, context):
+    """Run a panel's ``draw`` (or ``draw_header_preset``) on a fresh recording layout."""
+    from fake_layout import FakeLayout
+
+    layout = FakeLayout()
+    method(SimpleNamespace(layout=layout), context)
+    return layout
 
 
 def test_panels_draw_connection_kinds_and_jobs(runtime, tmp_path) -> None:
@@ -66,20 +81,64 @@ def test_panels_draw_connection_kinds_and_jobs(runtime, tmp_path) -> None:
     runtime.handle(Event("jobs", data=[JobInfo("j2", "video.test", "done", fraction=1.0)]))
     runtime.state.last_error = "tcp://127.0.0.1:5555: connection refused"
     ctx = SimpleNamespace(scene=bpy.context.scene, active_object=None)
-    layouts = {}
-    for cls in (panel.ANIM4D_PT_main, panel.ANIM4D_PT_kinds, panel.ANIM4D_PT_jobs):
-        layouts[cls.__name__] = lay = _layout()
-        cls.draw(SimpleNamespace(layout=lay), ctx)
-    jobs = layouts["ANIM4D_PT_jobs"]
-    bars = [c.kwargs["factor"] for c in jobs.progress.call_args_list]
-    assert bars == [0.4, 1.0]
-    ops = [c.args[0] for c in jobs.operator.call_args_list]
-    assert ops == ["anim4d.cancel", "anim4d.import_result"]
-    main_labels = [c.kwargs.get("text", "") for c in layouts["ANIM4D_PT_main"].label.call_args_list]
-    assert any("connection refused" in t for t in main_labels)
-    body = layouts["ANIM4D_PT_kinds"].panel.return_value[1]
-    assert [c.args[1] for c in body.prop.call_args_list] == [
-        "input_video", "steps", "lr", "fast", "mode", "note"]
+    main = _draw(panel.ANIM4D_PT_main.draw, ctx)
+    kinds = _draw(panel.ANIM4D_PT_kinds.draw, ctx)
+    jobs = _draw(panel.ANIM4D_PT_jobs.draw, ctx)
+    preset = _draw(panel.ANIM4D_PT_jobs.draw_header_preset, ctx)
+    assert [c.args["factor"] for c in jobs.find("progress")] == [0.4, 1.0]
+    ops = [(c.args["operator"], c.result.values) for c in jobs.find("operator")]
+    assert ops == [("anim4d.cancel", {"job_id": "j1"}), ("anim4d.import_result", {"job_id": "j2"})]
+    assert [c.args["operator"] for c in preset.find("operator")] == ["anim4d.refresh"]
+    assert any("connection refused" in c.args.get("text", "") for c in main.find("label"))
+    assert [c.result.values for c in main.find("operator")] == [{}, {"directory": ""}]
+    drawn = [(c.args["data"], c.args["property"]) for c in kinds.find("prop")]
+    assert drawn == [(grp, n) for n in ("input_video", "steps", "lr", "fast", "mode", "note")]
+    assert [c.args["operator"] for c in kinds.find("operator")] == ["anim4d.submit"]
+
+
+def test_retime_panel_draws_the_object_settings(runtime) -> None:
+    import bpy
+
+    from blender_addon.bl import panel
+
+    obj = bpy.data.objects.new("imported", bpy.data.meshes.new("imported"))
+    bpy.context.scene.collection.objects.link(obj)
+    ctx = SimpleNamespace(scene=bpy.context.scene, active_object=obj)
+    assert not panel.ANIM4D_PT_retime.poll(ctx)  # only for imported objects
+    obj["anim4d_time_kind"], obj["anim4d_base_frames"] = "GN", [1.0, 4.0]
+    assert panel.ANIM4D_PT_retime.poll(ctx)
+    lay = _draw(panel.ANIM4D_PT_retime.draw, ctx)
+    assert lay.attrs == {"use_property_split": True}
+    assert [(c.args["data"], c.args["property"]) for c in lay.find("prop")] == [
+        (obj.anim4d_retime, n) for n in ("speed", "use_start", "start", "offset", "repeat",
+                                         "reverse", "ease")]
+    assert [c.args["operator"] for c in lay.find("operator")] == ["anim4d.retime"]
+
+
+def test_the_fake_layout_refuses_what_blender_would(runtime) -> None:
+    """The checks the panel tests rely on, each shown to fire."""
+    import bpy
+    from fake_layout import FakeLayout
+
+    lay = FakeLayout()
+    obj = bpy.data.objects.new("o", None)
+    with pytest.raises(AssertionError, match="no property 'sped'"):
+        lay.prop(obj.anim4d_retime, "sped")
+    with pytest.raises(AssertionError, match="no property 'jobid'"):
+        lay.row().operator("anim4d.cancel").jobid = "x"
+    with pytest.raises(AssertionError, match="not registered"):
+        lay.operator("anim4d.nothing")
+    with pytest.raises(AssertionError, match="icon"):
+        lay.label(text="x", icon="NO_SUCH_ICON")
+    with pytest.raises(AssertionError, match="no function"):
+        lay.lable(text="x")
+    with pytest.raises(AssertionError, match="unexpected argument"):
+        lay.progress(fraction=0.5)
+    with pytest.raises(AssertionError, match="writable property"):
+        lay.alrt = True
+    header, body = lay.panel("x", default_closed=True)
+    body.prop(obj, "name")
+    assert [c.name for c in lay.calls] == ["row", "operator", "panel", "prop"]
 
 
 def test_timer_tick_drains_a_little_and_keeps_going(runtime, monkeypatch) -> None:
