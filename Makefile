@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install demo test lint addon bench clean
+.PHONY: install wheels demo test lint addon bench clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; v = sys.version_info[:2]; sys.exit(0 if v == (3, 11) else \
@@ -23,13 +23,17 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP)
 
+# the pyzmq wheels the add-on bundles (downloaded once; the add-on tests build with them offline)
+wheels: install
+	$(BIN)/python -m blender_addon.build --fetch-wheels
+
 demo: install
 	$(BIN)/anim4d demo --out out/demo
 
 lint: install
 	$(BIN)/ruff check .
 
-test: lint
+test: lint wheels
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 addon: install

@@ -3,7 +3,11 @@
 Run ``python -m blender_addon.build`` (``make addon``). Steps:
 
 1. the pyzmq wheels named in ``blender_manifest.toml`` are downloaded once into
-   ``blender_addon/wheels/`` (``pip download``, an ordinary PyPI client) unless present;
+   ``blender_addon/wheels/`` (``pip download``, an ordinary PyPI client) unless present
+   (``--offline``: never download; ``--fetch-wheels``: only this step). A wheel that is missing
+   and cannot be downloaded fails the build (exit status 1, naming it): the add-on cannot talk
+   to a backend without pyzmq, so there is no silent build without them (``--no-wheels`` asks
+   for one on purpose, for a Blender that already has pyzmq);
 2. the add-on is staged in ``build/addon/anim4d/`` with ``shared/`` copied to
    ``_vendor/shared/`` (imported relatively, so it never clashes with another add-on);
 3. Blender's own extension tool (``blender_ext.py``, shipped in the ``bpy`` wheel) builds the zip
@@ -21,6 +25,7 @@ import shutil
 import subprocess
 import sys
 import tomllib
+import zipfile
 from pathlib import Path
 
 ADDON = Path(__file__).resolve().parent
@@ -68,19 +73,38 @@ def _pip_args(wheel_name: str) -> list[str]:
             "--python-version", pyver, "--implementation", "cp", "--abi", m["abi"]]
 
 
-def ensure_wheels(names: list[str], cache: Path = WHEEL_CACHE) -> list[Path]:
-    """The wheels ``names`` in ``cache``, downloading the missing ones with pip."""
+def _download(name: str, cache: Path) -> None:
+    """``pip download`` the wheel called ``name`` into ``cache``; BuildError when it fails."""
+    cmd = [sys.executable, "-m", "pip", "download", "-q", "-d", str(cache), *_pip_args(name)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0 or not (cache / name).is_file():
+        why = (proc.stderr or proc.stdout).strip()[-400:] or f"pip exited {proc.returncode}"
+        raise BuildError(f"could not download {name} into {cache}: {why}")
+
+
+def ensure_wheels(names: list[str], cache: Path = WHEEL_CACHE, download: bool = True
+                  ) -> list[Path]:
+    """The wheels ``names`` in ``cache``, downloading the missing ones with pip.
+
+    Raises BuildError naming every wheel that is missing (``download`` False) or that could not
+    be downloaded, or that is not a wheel (zip) file: an add-on without its pyzmq cannot talk.
+    """
+    if not names:
+        raise BuildError(f"{MANIFEST.name} lists no wheels: the add-on needs the pyzmq wheels")
     cache.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for name in names:
-        path = cache / name
-        if not path.is_file():
-            cmd = [sys.executable, "-m", "pip", "download", "-q", "-d", str(cache),
-                   *_pip_args(name)]
-            proc = subprocess.run(cmd, capture_output=True, text=True)
-            if proc.returncode != 0 or not path.is_file():
-                raise BuildError(f"could not download {name}: {proc.stderr.strip()[-400:]}")
-        paths.append(path)
+    missing = [n for n in names if not (cache / n).is_file()]
+    if missing and not download:
+        raise BuildError(
+            f"{len(missing)} of the {len(names)} pyzmq wheels are not in {cache} and downloading "
+            f"is off: {', '.join(missing)}. Run `python -m blender_addon.build --fetch-wheels` "
+            "where PyPI is reachable, or copy them there.")
+    for name in missing:
+        _download(name, cache)
+    paths = [cache / n for n in names]
+    broken = [p.name for p in paths if not zipfile.is_zipfile(p)]
+    if broken:
+        raise BuildError(f"not wheel (zip) files, delete and fetch again: "
+                         f"{', '.join(str(cache / b) for b in broken)}")
     return paths
 
 
@@ -120,14 +144,23 @@ def _run_ext(*args: str) -> str:
     return proc.stdout
 
 
+def manifest_wheels(manifest: dict) -> list[str]:
+    """File names of the wheels ``blender_manifest.toml`` bundles."""
+    return [Path(w).name for w in manifest.get("wheels", [])]
+
+
 def build(dist: Path = ROOT / "dist", with_wheels: bool = True,
-          work: Path = ROOT / "build" / "addon") -> Path:
-    """Build and validate the extension zip; returns its path."""
+          work: Path = ROOT / "build" / "addon", wheel_cache: Path = WHEEL_CACHE,
+          download: bool = True) -> Path:
+    """Build and validate the extension zip; returns its path.
+
+    With ``with_wheels`` (the default) every wheel the manifest names must end up in the zip,
+    else BuildError: nothing is built without them.
+    """
     manifest = read_manifest()
     wheels = None
     if with_wheels:
-        names = [Path(w).name for w in manifest.get("wheels", [])]
-        wheels = ensure_wheels(names)
+        wheels = ensure_wheels(manifest_wheels(manifest), wheel_cache, download)
     src = stage(work, wheels)
     dist.mkdir(parents=True, exist_ok=True)
     zip_path = dist / f"{manifest['id']}-{manifest['version']}.zip"
@@ -135,6 +168,12 @@ def build(dist: Path = ROOT / "dist", with_wheels: bool = True,
         zip_path.unlink()
     _run_ext("build", "--source-dir", str(src), "--output-filepath", str(zip_path))
     _run_ext("validate", str(zip_path))
+    if wheels:
+        packed = set(zipfile.ZipFile(zip_path).namelist())
+        lost = [w.name for w in wheels if f"wheels/{w.name}" not in packed]
+        if lost:
+            zip_path.unlink()
+            raise BuildError(f"the built zip lacks the wheels {', '.join(lost)}")
     return zip_path
 
 
@@ -144,9 +183,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dist", type=Path, default=ROOT / "dist", help="output folder")
     ap.add_argument("--no-wheels", action="store_true",
                     help="leave out the pyzmq wheels (for a Blender that already has pyzmq)")
+    ap.add_argument("--wheel-cache", type=Path, default=WHEEL_CACHE,
+                    help="folder holding (or receiving) the wheels (default: %(default)s)")
+    ap.add_argument("--offline", action="store_true",
+                    help="never download: fail unless every wheel is in the wheel cache")
+    ap.add_argument("--fetch-wheels", action="store_true",
+                    help="only make sure the wheels are in the wheel cache, build nothing")
     args = ap.parse_args(argv)
     try:
-        path = build(args.dist, with_wheels=not args.no_wheels)
+        if args.fetch_wheels:
+            names = manifest_wheels(read_manifest())
+            ensure_wheels(names, args.wheel_cache, download=not args.offline)
+            print(f"{len(names)} wheels ready in {args.wheel_cache}")
+            return 0
+        path = build(args.dist, with_wheels=not args.no_wheels, wheel_cache=args.wheel_cache,
+                     download=not args.offline)
     except BuildError as err:
         print(f"anim4d add-on build failed: {err}", file=sys.stderr)
         return 1

@@ -4,7 +4,10 @@ Usage: ``python installed_session.py ZIP OUT_JSON``. ``BLENDER_USER_RESOURCES`` 
 at an empty temporary folder. Every check is recorded in OUT_JSON as ``{name: [ok, detail]}``;
 the pytest side asserts on them one by one. Steps:
 
-1. install the zip with ``bpy.ops.extensions.package_install_files`` and enable it;
+0. an import hook refuses the ``zmq`` of the Python running this session (the development
+   venv's), so the add-on can only work with the pyzmq wheel it bundles;
+1. install the zip with ``bpy.ops.extensions.package_install_files`` and enable it; ``zmq`` is
+   then loaded from where Blender installed the extension's wheels;
 2. operators, panels and preferences registered;
 3. start the backend through the add-on's "local backend" (a child ``anim4d serve``), connect;
 4. submit ``creature.procedural`` synchronously, import, compare every frame with the result;
@@ -14,7 +17,11 @@ the pytest side asserts on them one by one. Steps:
 
 from __future__ import annotations
 
+import importlib.abc
+import importlib.machinery
+import importlib.util
 import json
+import os
 import socket
 import sys
 import traceback
@@ -29,6 +36,38 @@ checks: dict[str, list] = {}
 def check(name: str, ok: bool, detail: str = "") -> bool:
     checks[name] = [bool(ok), str(detail)[:2000]]
     return bool(ok)
+
+
+class RefuseZmqFrom(importlib.abc.MetaPathFinder):
+    """Find top-level ``zmq`` anywhere on ``sys.path`` except ``blocked`` (a site-packages).
+
+    First on ``sys.meta_path``: the normal path finder never gets to offer the blocked copy.
+    """
+
+    def __init__(self, blocked: Path):
+        self.blocked = blocked.resolve()
+        self.refused = 0
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname != "zmq":
+            return None  # zmq.* submodules come from the package found below
+        search = [p for p in sys.path if not p or Path(p).resolve() != self.blocked]
+        spec = importlib.machinery.PathFinder.find_spec(fullname, search)
+        if spec is None:
+            self.refused += 1
+            raise ModuleNotFoundError(f"zmq is refused from {self.blocked} in this session",
+                                      name=fullname)
+        return spec
+
+
+def refuse_session_zmq() -> RefuseZmqFrom | None:
+    """Install the hook against the folder that holds this Python's own ``zmq``."""
+    spec = importlib.util.find_spec("zmq")
+    if spec is None or spec.origin is None:
+        return None
+    hook = RefuseZmqFrom(Path(spec.origin).parent.parent)
+    sys.meta_path.insert(0, hook)
+    return hook
 
 
 def free_port() -> int:
@@ -60,6 +99,13 @@ def y_up_to_z_up(p: np.ndarray) -> np.ndarray:
 
 
 def main() -> None:
+    hook = refuse_session_zmq()
+    try:
+        import zmq  # noqa: F401 - must fail: nothing but the refused copy exists yet
+
+        check("session_zmq_refused", False, f"zmq imported from {sys.modules['zmq'].__file__}")
+    except ModuleNotFoundError as err:
+        check("session_zmq_refused", hook is not None and hook.refused == 1, str(err))
     import bpy
 
     bpy.ops.wm.read_factory_settings(use_empty=True)
@@ -77,6 +123,14 @@ def main() -> None:
     mod = sys.modules[pkg]
     vendored = sys.modules[pkg + ".core._shared"].errors.__name__
     check("vendored_shared_used", vendored == pkg + "._vendor.shared.errors", vendored)
+    wheels_dir = Path(bpy.utils.user_resource("EXTENSIONS")).resolve() / ".local"
+    user = Path(os.environ["BLENDER_USER_RESOURCES"]).resolve()
+    try:
+        client_zmq = Path(importlib.import_module(pkg + ".core.client").zmq.__file__).resolve()
+    except ImportError as err:
+        client_zmq = Path(f"<not importable: {err}>")
+    check("bundled_zmq_used", client_zmq.is_relative_to(wheels_dir)
+          and wheels_dir.is_relative_to(user), f"zmq from {client_zmq}; wheels in {wheels_dir}")
     prefs = bpy.context.preferences.addons[pkg].preferences
     work = OUT.parent
 
