@@ -1,21 +1,33 @@
 """Import benchmark: Anim4D's importer against Blender's own Alembic import of the same animation.
 
-A 120-frame x 20k-vertex mesh sequence is written as an Anim4D result folder. Measured:
+A mesh sequence (a wavy sheet) is written as an Anim4D result folder. Each method runs alone in
+a fresh, empty scene (factory settings), so a pass evaluates that method's object and nothing
+else:
 
-- ``ours``: ``import_folder`` (shape keys) plus one pass evaluating every frame;
-- ``alembic``: Blender exports that animation to Alembic in this script, then ``alembic_import``
-  in an empty scene plus the same pass;
-- the ratio ours / alembic (target <= 1.0), and the per-frame evaluation time of shape keys, a PC2
-  Mesh Cache and the Alembic Mesh Sequence Cache (target: ours faster than Alembic).
+- ``shape_keys``: ``import_folder(storage="SHAPE_KEYS")`` (absolute shape keys);
+- ``pc2``: ``import_folder(storage="PC2")`` (a Mesh Cache modifier on a ``.pc2`` file, the .blend
+  saved first so the cache sits beside it as for an artist);
+- ``alembic`` (the anchor): Blender exports the shape-key animation to Alembic (not timed), then
+  ``alembic_import`` into a fresh scene (a Mesh Sequence Cache).
 
-A pass evaluates one frame at a time (``scene.frame_set``) and reads the evaluated vertices, so
-every frame is really computed. Run: ``python bench/import.py [--frames 120 --vertices 20000]``.
+Timed for each: the import, and ``--reps`` passes over every frame (``scene.frame_set``, then
+the evaluated vertices read back, so every frame is really computed); the median pass counts.
+Ratios are against Alembic measured in the same run: import + one pass (target <= 1.0 for
+shape keys, the importer's default) and per-frame evaluation.
+
+Each method's evaluated vertices on a middle frame are compared, vertex by vertex in index
+order, with the file's (Y-up mapped to Z-up): a method that reorders, drops or misplaces
+vertices is reported and the script exits 1. Timing targets are printed, not enforced (the
+machine may be shared). Default size runs in well under a minute; ``--full`` is the size issue
+9 names (120 frames x 20k vertices). ``--json PATH`` writes the figures; the last line printed
+is the same JSON object.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import tempfile
 import time
@@ -26,9 +38,15 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+DEFAULT = {"frames": 48, "vertices": 5_000}
+FULL = {"frames": 120, "vertices": 20_000}
+ANCHOR = "alembic"
+TOLERANCE = 1e-5  # float32 on a ~1-unit sheet; measured worst: 0 (default), 4.2e-7 (--full)
 
-def make_result(folder: Path, frames: int, vertices: int) -> None:
-    """A wavy sheet of ``vertices`` points over ``frames`` frames at 24 fps, written by shared."""
+
+def make_result(folder: Path, frames: int, vertices: int) -> np.ndarray:
+    """Write a wavy sheet of ``vertices`` points over ``frames`` frames at 24 fps with shared's
+    writers; returns its vertices ``[frames, vertices, 3]`` (Y-up, as in the file)."""
     from shared.manifest import Manifest, write_manifest
     from shared.meshseq import MeshSequence, save_npz
 
@@ -40,112 +58,159 @@ def make_result(folder: Path, frames: int, vertices: int) -> None:
     verts[:, :, 0] = ij[:, 0]
     verts[:, :, 2] = ij[:, 1]
     verts[:, :, 1] = 0.1 * np.sin(6.0 * ij[None, :, 0] + 3.0 * t[:, None])
-    quads = []
-    for r in range(side - 1):
-        for c in range(side - 1):
-            a, b, d, e = r * side + c, r * side + c + 1, (r + 1) * side + c, (r + 1) * side + c + 1
-            if e < vertices:
-                quads += [(a, b, e), (a, e, d)]
-    seq = MeshSequence(verts, np.array(quads, np.int32), t)
+    r, c = np.meshgrid(np.arange(side - 1), np.arange(side - 1), indexing="ij")
+    a, b = r * side + c, r * side + c + 1
+    d, e = (r + 1) * side + c, (r + 1) * side + c + 1
+    keep = (e < vertices).ravel()
+    tris = np.stack([np.stack([a, b, e], -1).reshape(-1, 3)[keep],
+                     np.stack([a, e, d], -1).reshape(-1, 3)[keep]], 1).reshape(-1, 3)
+    seq = MeshSequence(verts, tris.astype(np.int32), t)
     folder.mkdir(parents=True, exist_ok=True)
     save_npz(seq, folder / "sequence.npz")
     write_manifest(folder, Manifest(
         kind="bench", representation="mesh_sequence", frame_times=list(t), fps=24.0,
         files={"sequence": "sequence.npz"}, job_id="bench",
-        counts={"frames": frames, "vertices": vertices, "faces": len(quads)}))
+        counts={"frames": frames, "vertices": vertices, "faces": len(tris)}))
+    return verts
 
 
-def evaluate_pass(bpy, obj, frames: int, keep: dict | None = None) -> tuple[float, float]:
-    """``(total seconds, mean seconds of frame_set alone)`` for frames 1..frames.
-
-    ``keep`` receives a copy of the evaluated vertices of the middle frame (a sanity check).
-    """
+def evaluate_pass(bpy, obj, frames: int, middle: int) -> tuple[float, float, np.ndarray]:
+    """``(pass seconds, median ms of frame_set + evaluation, vertices [V, 3] at middle)``."""
     scene = bpy.context.scene
     co = None
+    kept = None
     eval_times = []
     t0 = time.perf_counter()
     for f in range(1, frames + 1):
         t1 = time.perf_counter()
         scene.frame_set(f)
-        dg = bpy.context.evaluated_depsgraph_get()
-        ev = obj.evaluated_get(dg)
+        ev = obj.evaluated_get(bpy.context.evaluated_depsgraph_get())
         eval_times.append(time.perf_counter() - t1)
         mesh = ev.to_mesh()
         if co is None:
             co = np.empty(len(mesh.vertices) * 3, np.float32)
         mesh.vertices.foreach_get("co", co)
-        if keep is not None and f == frames // 2:
-            keep["middle"] = co.copy()
+        if f == middle:
+            kept = co.reshape(-1, 3).copy()
         ev.to_mesh_clear()
-    return time.perf_counter() - t0, float(np.mean(eval_times))
+    return time.perf_counter() - t0, 1000.0 * statistics.median(eval_times), kept
 
 
-def fresh_scene(bpy) -> None:
+def fresh_scene(bpy, frames: int) -> None:
     bpy.ops.wm.read_factory_settings(use_empty=True)
     scene = bpy.context.scene
-    scene.render.fps, scene.render.fps_base, scene.frame_start = 24, 1.0, 1
+    scene.render.fps, scene.render.fps_base = 24, 1.0
+    scene.frame_start, scene.frame_end = 1, frames
 
 
-def run(frames: int, vertices: int, work: Path) -> dict:
+def measure(bpy, name: str, do_import, frames: int, reps: int, expected: np.ndarray) -> dict:
+    """Import with ``do_import() -> object`` in the current (fresh) scene, then ``reps`` passes."""
+    t0 = time.perf_counter()
+    obj = do_import()
+    import_s = time.perf_counter() - t0
+    others = [o.name for o in bpy.context.scene.objects if o is not obj]
+    if others:  # the point of a fresh scene: nothing else is evaluated per frame
+        raise RuntimeError(f"{name}: the scene also holds {others}")
+    passes, evals, mid = [], [], None
+    for _ in range(reps):
+        p, e, mid = evaluate_pass(bpy, obj, frames, frames // 2)
+        passes.append(p)
+        evals.append(e)
+    if mid is None or mid.shape != expected.shape:
+        diff = float("inf")
+    else:  # vertex by vertex, in index order
+        diff = float(np.abs(mid.astype(np.float64) - expected).max())
+    return {"import_s": import_s, "pass_s": statistics.median(passes),
+            "eval_ms": statistics.median(evals), "max_diff": diff,
+            "vertices": None if mid is None else int(mid.shape[0])}
+
+
+def run(frames: int, vertices: int, reps: int, work: Path) -> dict:
     import bpy
 
     from blender_addon.bl import importer
 
     result = work / "result"
-    make_result(result, frames, vertices)
-    out: dict = {"frames": frames, "vertices": vertices}
+    verts = make_result(result, frames, vertices)
+    m = verts[frames // 2 - 1].astype(np.float64)  # scene frame frames // 2 shows sample f - 1
+    expected = np.stack([m[:, 0], -m[:, 2], m[:, 1]], axis=1)  # Y-up -> Z-up, written out here
+    rows: dict[str, dict] = {}
 
-    fresh_scene(bpy)
-    t0 = time.perf_counter()
-    obj, _ = importer.import_folder(result, storage="SHAPE_KEYS")
-    out["ours_import_s"] = time.perf_counter() - t0
-    ours_mid: dict = {}
-    out["ours_pass_s"], out["shape_keys_eval_ms"] = evaluate_pass(bpy, obj, frames, ours_mid)
-    abc = work / "anim.abc"
-    bpy.context.scene.frame_end = frames
+    fresh_scene(bpy, frames)
+    rows["shape_keys"] = measure(
+        bpy, "shape_keys", lambda: importer.import_folder(result, storage="SHAPE_KEYS")[0],
+        frames, reps, expected)
+    abc = work / "anim.abc"  # the anchor's input: Blender's own export of that animation
     bpy.ops.wm.alembic_export(filepath=str(abc), start=1, end=frames, selected=False,
                               uvs=False, normals=False, face_sets=False)
 
-    bpy.ops.wm.save_as_mainfile(filepath=str(work / "pc2.blend"))
-    t0 = time.perf_counter()
-    obj, _ = importer.import_folder(result, storage="PC2")
-    out["pc2_import_s"] = time.perf_counter() - t0
-    out["pc2_pass_s"], out["pc2_eval_ms"] = evaluate_pass(bpy, obj, frames)
+    fresh_scene(bpy, frames)
+    bpy.ops.wm.save_as_mainfile(filepath=str(work / "pc2.blend"))  # cache beside the .blend
+    rows["pc2"] = measure(bpy, "pc2", lambda: importer.import_folder(result, storage="PC2")[0],
+                          frames, reps, expected)
 
-    fresh_scene(bpy)
-    t0 = time.perf_counter()
-    bpy.ops.wm.alembic_import(filepath=str(abc))
-    out["alembic_import_s"] = time.perf_counter() - t0
-    abc_obj = next(o for o in bpy.data.objects if o.type == "MESH")
-    abc_mid: dict = {}
-    out["alembic_pass_s"], out["alembic_eval_ms"] = evaluate_pass(bpy, abc_obj, frames, abc_mid)
-    same = np.sort(ours_mid["middle"].reshape(-1, 3), 0) - np.sort(abc_mid["middle"].reshape(-1, 3),
-                                                                     0)
-    out["alembic_matches_ours_max_diff"] = float(np.abs(same).max())
+    fresh_scene(bpy, frames)
 
-    for key in ("shape_keys_eval_ms", "pc2_eval_ms", "alembic_eval_ms"):
-        out[key] *= 1000.0
-    ours = out["ours_import_s"] + out["ours_pass_s"]
-    theirs = out["alembic_import_s"] + out["alembic_pass_s"]
-    out["ratio_ours_over_alembic"] = ours / theirs
-    out["shape_keys_faster_than_alembic"] = out["shape_keys_eval_ms"] < out["alembic_eval_ms"]
-    out["pc2_faster_than_alembic"] = out["pc2_eval_ms"] < out["alembic_eval_ms"]
-    return out
+    def alembic():
+        bpy.ops.wm.alembic_import(filepath=str(abc))
+        return next(o for o in bpy.context.scene.objects if o.type == "MESH")
+
+    rows[ANCHOR] = measure(bpy, ANCHOR, alembic, frames, reps, expected)
+
+    anchor = rows[ANCHOR]
+    for row in rows.values():
+        row["total_s"] = row["import_s"] + row["pass_s"]
+    for row in rows.values():
+        row["total_ratio"] = row["total_s"] / anchor["total_s"]
+        row["eval_ratio"] = row["eval_ms"] / anchor["eval_ms"]
+        row["matches_file"] = row["max_diff"] <= TOLERANCE
+    return {"bench": "import", "frames": frames, "vertices": vertices, "reps": reps,
+            "anchor": ANCHOR, "methods": rows,
+            "targets": {"shape_keys_total_ratio_le_1": rows["shape_keys"]["total_ratio"] <= 1.0,
+                        "shape_keys_eval_faster": rows["shape_keys"]["eval_ratio"] < 1.0,
+                        "pc2_eval_faster": rows["pc2"]["eval_ratio"] < 1.0}}
 
 
-def main() -> int:
+def print_table(out: dict) -> None:
+    print(f"import bench: {out['frames']} frames x {out['vertices']} vertices, each method alone "
+          f"in a fresh scene, median of {out['reps']} passes; ratios against {out['anchor']} "
+          "in this run")
+    head = ("method", "import s", "pass s", "import+pass s", "ratio", "eval ms/frame", "ratio",
+            "max |diff|")
+    print(f"{head[0]:12s} {head[1]:>9s} {head[2]:>8s} {head[3]:>14s} {head[4]:>6s} "
+          f"{head[5]:>14s} {head[6]:>6s} {head[7]:>11s}")
+    for name, r in out["methods"].items():
+        print(f"{name:12s} {r['import_s']:9.3f} {r['pass_s']:8.3f} {r['total_s']:14.3f} "
+              f"{r['total_ratio']:6.2f} {r['eval_ms']:14.3f} {r['eval_ratio']:6.2f} "
+              f"{r['max_diff']:11.2g}")
+    for target, met in out["targets"].items():
+        print(f"target {target}: {'met' if met else 'MISSED'}")
+
+
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--frames", type=int, default=120)
-    ap.add_argument("--vertices", type=int, default=20_000)
+    ap.add_argument("--full", action="store_true",
+                    help=f"issue 9's size: {FULL['frames']} frames x {FULL['vertices']} vertices")
+    ap.add_argument("--frames", type=int, help=f"default {DEFAULT['frames']}")
+    ap.add_argument("--vertices", type=int, help=f"default {DEFAULT['vertices']}")
+    ap.add_argument("--reps", type=int, default=3, help="passes per method (median counts)")
     ap.add_argument("--json", type=Path, help="also write the figures to this file")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
+    size = FULL if args.full else DEFAULT
+    frames = args.frames or size["frames"]
+    vertices = args.vertices or size["vertices"]
     with tempfile.TemporaryDirectory(prefix="anim4d_bench_") as tmp:
-        out = run(args.frames, args.vertices, Path(tmp))
-    for key, value in out.items():
-        print(f"{key:32s} {value:.4f}" if isinstance(value, float) else f"{key:32s} {value}")
+        out = run(frames, vertices, max(1, args.reps), Path(tmp))
+    print_table(out)
+    wrong = [n for n, r in out["methods"].items() if not r["matches_file"]]
+    for name in wrong:
+        diff = out["methods"][name]["max_diff"]
+        print(f"{name}: evaluated vertices differ from the file by {diff:.3g} (> {TOLERANCE}) "
+              f"on frame {frames // 2}", file=sys.stderr)
     if args.json:
         args.json.write_text(json.dumps(out, indent=2))
-    return 0 if out["ratio_ours_over_alembic"] <= 1.0 else 1
+    print(json.dumps(out))
+    return 1 if wrong else 0
 
 
 if __name__ == "__main__":
