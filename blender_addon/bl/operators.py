@@ -169,11 +169,12 @@ class ANIM4D_OT_import_result(bpy.types.Operator):
         start = self.start if self.use_start else None
         try:
             if self.directory:
-                obj, notices = importer.import_folder(bpy.path.abspath(self.directory),
-                                                      storage=self.storage, start=start)
+                objs, notices = importer.import_result(bpy.path.abspath(self.directory),
+                                                       storage=self.storage, start=start)
                 for n in notices:
                     self.report({"WARNING"}, n)
-                self.report({"INFO"}, f"imported {obj.name}")
+                if objs:
+                    self.report({"INFO"}, "imported " + ", ".join(o.name for o in objs))
                 return {"FINISHED"}
             if not self.job_id:
                 raise errors.Anim4DError("give a job id or a result folder to import")
