@@ -127,3 +127,45 @@ def test_job_and_floats_parameters_are_text_fields(bpy_clean) -> None:
             kind.validate_params(kind_props.values(bpy.context.scene, kind)[0])
     finally:
         kind_props.unregister_all()
+
+
+def test_a_job_parameter_can_be_picked_from_the_finished_jobs(bpy_clean, monkeypatch) -> None:
+    from types import SimpleNamespace
+    from unittest.mock import MagicMock
+
+    from blender_addon.bl import kind_props, operators, panel, runtime
+    from blender_addon.core.client_types import HelloInfo, JobInfo
+    from blender_addon.core.worker import Event
+
+    bpy = bpy_clean
+    rt = runtime.Runtime()
+    for mod in (runtime, operators, panel):
+        monkeypatch.setattr(mod, "RT", rt)
+    kind = KindSpec(name="debug.resample_pick", title="Resample", description="",
+                    representation="mesh_sequence", params=(ParamSpec("source", "job", ""),))
+    done, other = "a1" * 16, "b2" * 16
+    rt.handle(Event("hello", data=HelloInfo("0.1.0", "1.1", [kind], {})))
+    rt.handle(Event("jobs", data=[JobInfo(done, "debug.sleep", "done"),
+                                  JobInfo(other, "debug.sleep", "running"),
+                                  JobInfo("c3" * 16, "debug.fail", "failed")]))
+    bpy.utils.register_class(operators.ANIM4D_OT_pick_job)
+    try:
+        items = operators.finished_job_items(None, bpy.context)
+        assert [i[0] for i in items] == [done]  # only finished jobs are offered
+        assert bpy.ops.anim4d.pick_job(kind=kind.name, param="source", job_id=done) == {"FINISHED"}
+        assert kind_props.group(bpy.context.scene, kind.name).source == done
+        with pytest.raises(TypeError):  # a running job is not among the choices
+            bpy.ops.anim4d.pick_job(kind=kind.name, param="source", job_id=other)
+        layout = MagicMock(name="layout")
+        body = MagicMock(name="body")
+        layout.panel.return_value = (MagicMock(name="header"), body)
+        panel.ANIM4D_PT_kinds.draw(SimpleNamespace(layout=layout),
+                                   SimpleNamespace(scene=bpy.context.scene))
+        row = body.row.return_value
+        row.prop.assert_called_once_with(kind_props.group(bpy.context.scene, kind.name), "source")
+        assert row.operator_menu_enum.call_args.args == ("anim4d.pick_job", "job_id")
+        pick = row.operator_menu_enum.return_value
+        assert (pick.kind, pick.param) == (kind.name, "source")
+    finally:
+        bpy.utils.unregister_class(operators.ANIM4D_OT_pick_job)
+        kind_props.unregister_all()
