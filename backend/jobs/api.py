@@ -17,9 +17,10 @@ from pathlib import Path
 import numpy as np
 
 from shared import __version__
-from shared.errors import JobError
+from shared.errors import FormatError, JobError
 from shared.manifest import MANIFEST_NAME, Manifest
 from shared.meshseq import MeshSequence, save_npz
+from shared.results import ResultData, open_result
 
 
 class JobCancelled(Exception):
@@ -59,6 +60,16 @@ class JobContext:
             raise JobError(f"the result of job {job_id} is no longer on the server "
                            "(deleted or interrupted since this job was submitted)")
         return folder
+
+    def open_source(self, job_id: str) -> ResultData:
+        """:meth:`source`, opened (``shared.results.open_result``); errors name the job, not
+        the server's folder."""
+        folder = self.source(job_id)
+        try:
+            return open_result(folder)
+        except FormatError as err:
+            raise JobError(str(err).replace(str(folder), f"the result of job {job_id}"),
+                           "bad_file") from None
 
     def check_cancel(self) -> None:
         if self.cancelled():

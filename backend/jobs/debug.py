@@ -23,7 +23,6 @@ from shared.errors import JobError
 from shared.manifest import Manifest
 from shared.meshseq import MeshSequence
 from shared.params import InputSpec, KindSpec, ParamSpec
-from shared.results import open_result
 
 SLEEP = KindSpec(
     name="debug.sleep", title="Sleep", section="Debug", representation="mesh_sequence",
@@ -137,7 +136,7 @@ def resample_vertices(seq: MeshSequence, times: np.ndarray) -> np.ndarray:
 
 
 def run_resample(ctx: JobContext, params: dict, inputs: list[Path]) -> Manifest:
-    source = open_result(ctx.source(params["source"]))
+    source = ctx.open_source(params["source"])
     if source.representation != "mesh_sequence":
         raise JobError(f"job {params['source']} holds a {source.representation}; "
                        "debug.resample needs a mesh_sequence")

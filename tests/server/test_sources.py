@@ -179,3 +179,24 @@ def test_a_video_result_is_fetched_by_1_1_and_refused_to_1_0(video_server, tmp_p
                  Message("fetch", {"from_chunk": 0}, job=VIDEO_JOB))
     assert reply.status == "error" and reply.error["code"] == "version_mismatch"
     assert "is a video, which needs protocol 1.1" in reply.error["message"]
+
+
+def test_the_runner_finds_the_source_folder_and_errors_name_no_server_path(tmp_path):
+    from backend.jobs.api import JobContext
+    from shared.errors import JobError
+
+    jobs = tmp_path / "data" / "jobs"
+    src, me = "ab" * 16, "cd" * 16
+    (jobs / src / "result").mkdir(parents=True)
+    write_manifest(jobs / src / "result", Manifest(
+        kind="k", representation="mesh_sequence", frame_times=[0.0], fps=1.0,
+        files={"sequence": "sequence.npz"}))
+    ctx = JobContext(me, jobs / me / "result", jobs / me / "work")
+    assert ctx.source(src) == jobs / src / "result"
+    with pytest.raises(JobError, match="sequence.npz") as err:
+        ctx.open_source(src)  # the manifest names a file that is not there
+    assert err.value.code == "bad_file" and str(tmp_path) not in str(err.value)
+    with pytest.raises(JobError, match=f"job {'ef' * 16} is no longer on the server"):
+        ctx.source("ef" * 16)
+    with pytest.raises(JobError, match="is not a job id"):
+        ctx.source("../" + src)
