@@ -5,12 +5,14 @@ A result folder is self-describing: the add-on opens one with no backend. Fields
 - ``schema``: manifest schema version (int); ``software_version``: Anim4D version that wrote it.
 - ``job_id``, ``kind``, ``params`` (complete, defaults filled), ``seed`` (or null),
   ``checkpoint_sha256`` (or null).
-- ``representation``: ``mesh_sequence`` or ``gaussian_sequence``.
+- ``representation``: ``mesh_sequence``, ``gaussian_sequence`` or (protocol 1.1) ``video``.
 - ``frame_times``: seconds, one per frame, from 0; ``fps``: the nominal sampling rate.
 - ``up_axis``: always ``"Y"`` (right-handed, as glTF); ``units``: ``"source"`` (the units of the
   input) or ``"meters"``.
 - ``files``: role -> path relative to the folder (``sequence`` for meshes; ``frames`` a list of
-  per-frame ``.ply`` for Gaussians; optional ``pc2``).
+  per-frame ``.ply`` for Gaussians; optional ``pc2``). Protocol 1.1: ``sequences``, a list of
+  mesh sequence files sharing ``frame_times`` (several creatures in one result), whose first entry
+  is ``files.sequence`` (so a 1.0 reader still finds one); ``video`` (an ``.mp4``) for a video.
 - ``counts``: ``{"frames": T, "vertices": V, "faces": F}`` or ``{"frames": T, "gaussians": [...]}``.
 """
 
@@ -27,7 +29,7 @@ from .errors import FormatError
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_SCHEMA = 1
-REPRESENTATIONS = ("mesh_sequence", "gaussian_sequence")
+REPRESENTATIONS = ("mesh_sequence", "gaussian_sequence", "video")
 
 
 @dataclass
@@ -61,6 +63,16 @@ class Manifest:
             raise FormatError(f"{where}: frame_times must be a non-empty increasing list")
         if self.representation == "mesh_sequence" and "sequence" not in self.files:
             raise FormatError(f"{where}: a mesh_sequence needs files.sequence")
+        seqs = self.files.get("sequences")
+        if seqs is not None:
+            if (self.representation != "mesh_sequence" or not isinstance(seqs, list) or not seqs
+                    or not all(isinstance(n, str) and n for n in seqs)
+                    or len(set(seqs)) != len(seqs) or seqs[0] != self.files.get("sequence")):
+                raise FormatError(
+                    f"{where}: files.sequences must be a list of distinct .npz names whose first "
+                    f"is files.sequence, in a mesh_sequence result; got {seqs!r}")
+        if self.representation == "video" and not isinstance(self.files.get("video"), str):
+            raise FormatError(f"{where}: a video result needs files.video (an .mp4)")
         if self.representation == "gaussian_sequence":
             frames = self.files.get("frames")
             if not isinstance(frames, list) or len(frames) != len(t):
@@ -68,6 +80,13 @@ class Manifest:
                     f"{where}: a gaussian_sequence needs files.frames with one .ply per frame "
                     f"({len(t)})"
                 )
+
+    @property
+    def sequence_files(self) -> list[str]:
+        """The mesh sequence files, in order: ``files.sequences``, else ``[files.sequence]``."""
+        if self.representation != "mesh_sequence":
+            return []
+        return list(self.files.get("sequences") or [self.files["sequence"]])
 
     def to_json(self) -> dict:
         return asdict(self)

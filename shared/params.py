@@ -3,6 +3,11 @@
 The backend announces every job kind in its hello reply as a :class:`KindSpec`; clients build
 their forms from it (the add-on draws one panel section per kind) and validate before sending. The
 server validates again on receipt: it never trusts a client.
+
+Protocol 1.1 adds two types: ``job`` (the id of a finished job on the same server, whose result a
+kind works on; the server checks it exists and is done, and resolves a unique prefix to the full
+id) and ``floats`` (a list of numbers, ``min``/``max`` per element, at most ``max_items``; the CLI
+writes it as ``0,0.5,1``, JSON carries a list).
 """
 
 from __future__ import annotations
@@ -13,12 +18,18 @@ from typing import Any
 
 from .errors import ParamError
 
-PARAM_TYPES = ("int", "float", "bool", "str", "enum")
+PARAM_TYPES = ("int", "float", "bool", "str", "enum", "job", "floats")
+#: Types a protocol 1.0 peer does not know (hello leaves out kinds using them for a 1.0 client).
+PARAM_TYPES_1_1 = frozenset(["job", "floats"])
+#: ``floats`` without ``max_items`` still has a cap: a parameter is not a data channel.
+FLOATS_MAX_ITEMS = 100_000
+JOB_ID_CHARS = frozenset("0123456789abcdef")
 
 
 @dataclass(frozen=True)
 class ParamSpec:
-    """One parameter: ``type`` is one of int, float, bool, str, enum (``choices`` lists values)."""
+    """One parameter: ``type`` is one of :data:`PARAM_TYPES` (an enum's ``choices`` list its
+    values; a ``floats`` list holds at most ``max_items`` numbers, each in [``min``, ``max``])."""
 
     name: str
     type: str
@@ -27,6 +38,7 @@ class ParamSpec:
     min: float | None = None
     max: float | None = None
     choices: tuple[str, ...] = ()
+    max_items: int | None = None
 
     def __post_init__(self) -> None:
         if self.type not in PARAM_TYPES:
@@ -43,7 +55,19 @@ class ParamSpec:
             lo = "-inf" if self.min is None else f"{self.min:g}"
             hi = "inf" if self.max is None else f"{self.max:g}"
             return f"{'an integer' if self.type == 'int' else 'a number'} in [{lo}, {hi}]"
+        if self.type == "floats":
+            lo = "-inf" if self.min is None else f"{self.min:g}"
+            hi = "inf" if self.max is None else f"{self.max:g}"
+            return (f"a list of 1 to {self.item_limit} numbers, each in [{lo}, {hi}] "
+                    "(e.g. 0,0.5,1)")
+        if self.type == "job":
+            return "the id (or a unique prefix) of a finished job on this server"
         return "text"
+
+    @property
+    def item_limit(self) -> int:
+        """Most elements a ``floats`` value may hold."""
+        return FLOATS_MAX_ITEMS if self.max_items is None else int(self.max_items)
 
     def coerce(self, value: Any, kind: str = "") -> Any:
         """Return ``value`` converted to this parameter's type, or raise :class:`ParamError`.
@@ -55,6 +79,13 @@ class ParamSpec:
         accepted = self.describe_accepted()
         bad = ParamError(f"{where} = {value!r} is not accepted; expected {accepted}")
         t = self.type
+        if t == "floats":
+            return self._coerce_floats(value, where, accepted)
+        if t == "job":
+            if (not isinstance(value, str) or not value.strip()
+                    or not set(value.strip().lower()) <= JOB_ID_CHARS or len(value.strip()) > 64):
+                raise bad
+            return value.strip().lower()
         if t == "bool":
             if isinstance(value, bool):
                 return value
@@ -93,9 +124,44 @@ class ParamSpec:
             raise bad
         return value
 
+    def _coerce_floats(self, value: Any, where: str, accepted: str) -> list[float]:
+        """``"0,0.5,1"``, ``[0, 0.5, 1]`` or one number -> ``[0.0, 0.5, 1.0]``, checked."""
+        if isinstance(value, str):
+            items: list[Any] = [v.strip() for v in value.strip().strip("[]").split(",")]
+            if items == [""]:
+                items = []
+        elif isinstance(value, (list, tuple)):
+            items = list(value)
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            items = [value]
+        else:
+            raise ParamError(f"{where} = {value!r} is not accepted; expected {accepted}")
+        if not 1 <= len(items) <= self.item_limit:
+            raise ParamError(f"{where} holds {len(items)} numbers; expected {accepted}")
+        out = []
+        for i, item in enumerate(items):
+            num: Any = item
+            if isinstance(item, str):
+                try:
+                    num = float(item)
+                except ValueError:
+                    num = None
+            if isinstance(num, bool) or not isinstance(num, (int, float)):
+                raise ParamError(f"{where}: element {i} = {item!r} is not a number; "
+                                 f"expected {accepted}")
+            num = float(num)
+            if (not math.isfinite(num) or (self.min is not None and num < self.min)
+                    or (self.max is not None and num > self.max)):
+                raise ParamError(f"{where}: element {i} = {item!r} is out of range; "
+                                 f"expected {accepted}")
+            out.append(num)
+        return out
+
     def to_json(self) -> dict:
         d = asdict(self)
         d["choices"] = list(self.choices)
+        if self.type == "floats" and d["default"] is not None:
+            d["default"] = list(d["default"])
         return d
 
     @classmethod
@@ -103,7 +169,7 @@ class ParamSpec:
         return cls(
             name=str(d["name"]), type=str(d["type"]), default=d.get("default"),
             help=str(d.get("help", "")), min=d.get("min"), max=d.get("max"),
-            choices=tuple(d.get("choices") or ()),
+            choices=tuple(d.get("choices") or ()), max_items=d.get("max_items"),
         )
 
 
@@ -153,11 +219,21 @@ class KindSpec:
             + (", ".join(p.name for p in self.params) or "none")
         )
 
+    @property
+    def protocol_minor(self) -> int:
+        """The protocol minor version this kind needs: 1 when a parameter has a 1.1 type."""
+        return 1 if any(p.type in PARAM_TYPES_1_1 for p in self.params) else 0
+
+    def job_params(self) -> tuple[ParamSpec, ...]:
+        """The parameters of type ``job`` (results of finished jobs this kind works on)."""
+        return tuple(p for p in self.params if p.type == "job")
+
     def validate_params(self, given: dict[str, Any]) -> dict[str, Any]:
         """Return a complete parameter dict: ``given`` coerced and checked, defaults filled in."""
         if not isinstance(given, dict):
             raise ParamError(f"{self.name}: params must be an object of name: value")
-        out = {p.name: p.default for p in self.params}
+        out = {p.name: list(p.default) if p.type == "floats" and p.default is not None
+               else p.default for p in self.params}
         for key, value in given.items():
             out[key] = self.param(str(key)).coerce(value, self.name)
         return out

@@ -30,7 +30,7 @@ import numpy as np
 from .errors import ProtocolError, VersionError
 
 PROTOCOL_MAJOR = 1
-PROTOCOL_MINOR = 0
+PROTOCOL_MINOR = 1
 PROTOCOL_VERSION = f"{PROTOCOL_MAJOR}.{PROTOCOL_MINOR}"
 VERSION_FRAME = f"A4D/{PROTOCOL_VERSION}".encode("ascii")
 

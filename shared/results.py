@@ -1,9 +1,11 @@
-"""Open result folders of either representation, and find them under a root folder.
+"""Open result folders of any representation, and find them under a root folder.
 
 :func:`open_result` reads and checks ``manifest.json`` and that every file it names exists; the
 geometry itself loads lazily, on first access to :attr:`ResultData.mesh` or
 :attr:`ResultData.gaussians` (or one Gaussian frame at a time with
-:meth:`ResultData.gaussian_frame`).
+:meth:`ResultData.gaussian_frame`). A result with several mesh sequences (``files.sequences``)
+gives them all with :meth:`ResultData.mesh_sequence`; a ``video`` result holds no geometry, only
+:attr:`ResultData.video`.
 """
 
 from __future__ import annotations
@@ -49,17 +51,37 @@ class ResultData:
 
     @property
     def mesh(self) -> MeshSequence:
-        """The mesh sequence (``files.sequence``), loaded on first access."""
+        """The (first) mesh sequence (``files.sequence``), loaded on first access."""
         if self._mesh is None:
-            self._require("mesh_sequence")
-            seq = load_npz(self.file("sequence"))
-            if seq.frame_count != self.frame_count:
-                raise FormatError(
-                    f"{self.folder}: {self.manifest.files['sequence']} holds {seq.frame_count} "
-                    f"frames but {MANIFEST_NAME} lists {self.frame_count} frame_times"
-                )
-            self._mesh = seq
+            self._mesh = self.mesh_sequence(0)
         return self._mesh
+
+    @property
+    def sequence_count(self) -> int:
+        """How many mesh sequences the result holds (``files.sequences``; 0 for other kinds)."""
+        return len(self.manifest.sequence_files)
+
+    def mesh_sequence(self, index: int) -> MeshSequence:
+        """Mesh sequence ``index`` of ``files.sequences`` (not cached), checked against the
+        manifest's frame times."""
+        self._require("mesh_sequence")
+        names = self.manifest.sequence_files
+        if not 0 <= index < len(names):
+            raise FormatError(f"{self.folder}: no mesh sequence {index}; it holds {len(names)}")
+        role = "sequences" if "sequences" in self.manifest.files else "sequence"
+        seq = load_npz(member_path(self.folder, names[index], role))
+        if seq.frame_count != self.frame_count:
+            raise FormatError(
+                f"{self.folder}: {names[index]} holds {seq.frame_count} "
+                f"frames but {MANIFEST_NAME} lists {self.frame_count} frame_times"
+            )
+        return seq
+
+    @property
+    def video(self) -> Path:
+        """The video file of a ``video`` result (``files.video``)."""
+        self._require("video")
+        return self.file("video")
 
     @property
     def gaussians(self) -> GaussianSequence:
@@ -75,7 +97,10 @@ class ResultData:
         return read_gsply(gaussian_frame_paths(self.folder, self.manifest)[index])
 
     def load(self) -> MeshSequence | GaussianSequence:
-        """The geometry, whichever the representation."""
+        """The geometry (the first mesh sequence, or the Gaussians); a video has none."""
+        if self.representation == "video":
+            raise FormatError(f"{self.folder}: holds a video ({self.manifest.files['video']}), "
+                              "not geometry")
         return self.mesh if self.representation == "mesh_sequence" else self.gaussians
 
     def _require(self, representation: str) -> None:

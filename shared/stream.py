@@ -11,8 +11,10 @@ A result travels as ``count`` chunks, each one ``result`` message (see PROTOCOL.
   ``sh_dc`` [N,3], ``sh_rest`` [N,K,3].
 
 - then, for every other file the manifest names (``files`` roles besides ``sequence`` and
-  ``frames``, e.g. a fitted shape vector), ``part="file"`` chunks: ``role``, ``path``,
-  ``offset``, ``size`` (the file's), and one ``data`` uint8 array of at most ``chunk_bytes``.
+  ``frames``, e.g. a fitted shape vector, the further mesh sequences of ``files.sequences`` or the
+  ``.mp4`` of a ``video`` result, which has no frame chunks), ``part="file"`` chunks: ``role``,
+  ``path``, ``offset``, ``size`` (the file's), and one ``data`` uint8 array of at most
+  ``chunk_bytes``.
   The header lists them as ``attachments``: ``[{"role", "path", "size"}]``.
 
 So a 1 GB result never sits in one message, a client can show frames as they arrive, and a
@@ -86,19 +88,25 @@ class ResultReader:
             self.batch = max(1, chunk_bytes // per_frame)
         else:
             self.batch = 1
-        self.frame_chunks = math.ceil(self.frames / self.batch)
+        # a video travels whole as a file (files.video): no frame chunks
+        video = self.manifest.representation == "video"
+        self.frame_chunks = 0 if video else math.ceil(self.frames / self.batch)
         self.attachments: list[dict] = []
         self._file_chunks: list[tuple[dict, int, int]] = []  # (attachment, offset, length)
-        for role, name in self.manifest.files.items():
-            if role in DATA_ROLES or name is None:
+        for role, value in self.manifest.files.items():
+            if role in DATA_ROLES or value is None:
                 continue
-            path = safe_member(self.folder, name, role)
-            if not path.is_file():
-                raise FormatError(f"{self.folder}: file {name!r} (files.{role}) is missing")
-            att = {"role": role, "path": name, "size": path.stat().st_size}
-            self.attachments.append(att)
-            self._file_chunks += [(att, off, min(chunk_bytes, att["size"] - off))
-                                  for off in range(0, max(att["size"], 1), chunk_bytes)]
+            # files.sequences (1.1): the first is files.sequence, already sent as frames
+            for name in value if isinstance(value, list) else [value]:
+                if role == "sequences" and name == self.manifest.files.get("sequence"):
+                    continue
+                path = safe_member(self.folder, name, role)
+                if not path.is_file():
+                    raise FormatError(f"{self.folder}: file {name!r} (files.{role}) is missing")
+                att = {"role": role, "path": name, "size": path.stat().st_size}
+                self.attachments.append(att)
+                self._file_chunks += [(att, off, min(chunk_bytes, att["size"] - off))
+                                      for off in range(0, max(att["size"], 1), chunk_bytes)]
         self.count = 1 + self.frame_chunks + len(self._file_chunks)
 
     def chunk(self, index: int) -> Chunk:

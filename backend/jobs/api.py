@@ -14,9 +14,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from shared import __version__
-from shared.manifest import Manifest
+from shared.errors import FormatError, JobError
+from shared.manifest import MANIFEST_NAME, Manifest
 from shared.meshseq import MeshSequence, save_npz
+from shared.results import ResultData, open_result
 
 
 class JobCancelled(Exception):
@@ -40,6 +44,32 @@ class JobContext:
     cancelled: Callable[[], bool] = lambda: False
     min_interval: float = 0.05
     _last: float = field(default=0.0, repr=False)
+
+    def source(self, job_id: str) -> Path:
+        """The result folder of the finished job ``job_id``, the value of a ``job`` parameter.
+
+        The server checked at submit time that the job exists and is done; job folders sit side
+        by side in the server's store (``<data>/jobs/<id>/result``), so the folder is found from
+        this job's own. Raises :class:`JobError` naming the job if it is gone since.
+        """
+        if not (isinstance(job_id, str) and 8 <= len(job_id) <= 64
+                and set(job_id) <= set("0123456789abcdef")):
+            raise JobError(f"{job_id!r} is not a job id")
+        folder = self.out_dir.parent.parent / job_id / "result"
+        if not (folder / MANIFEST_NAME).is_file():
+            raise JobError(f"the result of job {job_id} is no longer on the server "
+                           "(deleted or interrupted since this job was submitted)")
+        return folder
+
+    def open_source(self, job_id: str) -> ResultData:
+        """:meth:`source`, opened (``shared.results.open_result``); errors name the job, not
+        the server's folder."""
+        folder = self.source(job_id)
+        try:
+            return open_result(folder)
+        except FormatError as err:
+            raise JobError(str(err).replace(str(folder), f"the result of job {job_id}"),
+                           "bad_file") from None
 
     def check_cancel(self) -> None:
         if self.cancelled():
@@ -94,3 +124,35 @@ def mesh_result(
         extra=dict(extra or {}),
     )
 
+
+
+def mesh_sequences_result(
+    ctx: JobContext,
+    seqs: list[MeshSequence],
+    kind: str,
+    params: dict,
+    **kwargs,
+) -> Manifest:
+    """Several mesh sequences sampled at the same times (e.g. n creatures) as one result.
+
+    Sequence 0 is ``sequence.npz`` (``files.sequence``, what a protocol 1.0 reader imports), the
+    others ``sequence_1.npz``, ...; ``files.sequences`` lists all in order and ``counts.sequences``
+    their sizes. Each may have its own topology; ``kwargs`` as :func:`mesh_result`.
+    """
+    if not seqs:
+        raise ValueError("a result needs at least one sequence")
+    manifest = mesh_result(ctx, seqs[0], kind, params, **kwargs)
+    names, counts = ["sequence.npz"], []
+    for i, seq in enumerate(seqs):
+        if seq.frame_count != seqs[0].frame_count or not np.allclose(
+                seq.times - seq.times[0], manifest.frame_times, rtol=0, atol=1e-9):
+            raise ValueError(f"sequence {i} is not sampled at the times of sequence 0")
+        if i:
+            times = np.asarray(manifest.frame_times, dtype=np.float64)
+            names.append(f"sequence_{i}.npz")
+            save_npz(MeshSequence(seq.vertices, seq.faces, times, seq.uvs, seq.colors, seq.name),
+                     ctx.out_dir / names[-1])
+        counts.append({"vertices": seq.vertex_count, "faces": int(seq.faces.shape[0])})
+    manifest.files["sequences"] = names
+    manifest.counts["sequences"] = counts
+    return manifest

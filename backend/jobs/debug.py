@@ -4,7 +4,9 @@
 waving strip of ``frames`` x ``vertices``; ``debug.crash``
 kills its own worker process the way a segfault or the out-of-memory killer would;
 ``debug.fail`` raises an error; ``debug.echo`` turns an uploaded file into a one-frame result
-whose vertex count is the file's byte count.
+whose vertex count is the file's byte count; ``debug.resample`` takes a finished job (protocol
+1.1's ``job`` type) and a list of times (``floats``) and returns two sequences: the source's first
+sequence at those times, and a copy of it moved along x.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from backend.jobs.api import JobContext, mesh_result
+from backend.jobs.api import JobContext, mesh_result, mesh_sequences_result
 from shared.errors import JobError
 from shared.manifest import Manifest
 from shared.meshseq import MeshSequence
@@ -47,6 +49,19 @@ ECHO = KindSpec(
     name="debug.echo", title="Echo", section="Debug", representation="mesh_sequence",
     description="One-frame result whose vertex count is the uploaded file's size in bytes.",
     inputs=(InputSpec("file", (), "any file"),),
+)
+
+RESAMPLE = KindSpec(
+    name="debug.resample", title="Resample (test)", section="Debug",
+    representation="mesh_sequence",
+    description="A finished mesh result at new times (linear between its frames), twice: as is "
+                "and moved by `offset` along x.",
+    params=(
+        ParamSpec("source", "job", "", "the finished job whose result is resampled"),
+        ParamSpec("times", "floats", (0.0,), "seconds into the source, increasing", 0.0, 1e6,
+                  max_items=10_000),
+        ParamSpec("offset", "float", 1.0, "x offset of the second sequence", -1e6, 1e6),
+    ),
 )
 
 
@@ -99,4 +114,43 @@ def run_echo(ctx: JobContext, params: dict, inputs: list[Path]) -> Manifest:
     return mesh_result(ctx, _triangle(size), ECHO.name, params, extra={"input_bytes": size})
 
 
-KINDS = [(SLEEP, "run_sleep"), (CRASH, "run_crash"), (FAIL, "run_fail"), (ECHO, "run_echo")]
+def resample_vertices(seq: MeshSequence, times: np.ndarray) -> np.ndarray:
+    """``seq``'s vertices at ``times`` (seconds from its first sample), linear between frames.
+
+    Returns float32 ``[len(times), V, 3]``; raises :class:`JobError` for times outside the
+    sequence or not increasing.
+    """
+    t = seq.times - seq.times[0]
+    if np.any(np.diff(times) <= 0):
+        raise JobError(f"times must increase, got {times.tolist()}")
+    if times[0] < 0 or times[-1] > t[-1] + 1e-9:
+        raise JobError(f"times must lie in [0, {t[-1]:g}] s, the source's duration; got "
+                       f"{times.tolist()}")
+    hi = np.clip(np.searchsorted(t, times, side="right"), 1, max(len(t) - 1, 1))
+    lo = hi - 1
+    if len(t) == 1:
+        return np.repeat(seq.vertices[:1], len(times), axis=0)
+    w = np.clip((times - t[lo]) / (t[hi] - t[lo]), 0.0, 1.0)[:, None, None]
+    v = seq.vertices.astype(np.float64)
+    return ((1.0 - w) * v[lo] + w * v[hi]).astype(np.float32)
+
+
+def run_resample(ctx: JobContext, params: dict, inputs: list[Path]) -> Manifest:
+    source = ctx.open_source(params["source"])
+    if source.representation != "mesh_sequence":
+        raise JobError(f"job {params['source']} holds a {source.representation}; "
+                       "debug.resample needs a mesh_sequence")
+    seq = source.mesh
+    times = np.asarray(params["times"], dtype=np.float64)
+    ctx.progress("resampling", 0.5, f"{len(times)} times", force=True)
+    verts = resample_vertices(seq, times)
+    moved = verts.copy()
+    moved[..., 0] += np.float32(params["offset"])
+    seqs = [MeshSequence(v, seq.faces, times, seq.uvs, seq.colors, name)
+            for v, name in ((verts, "resampled"), (moved, "offset"))]
+    return mesh_sequences_result(ctx, seqs, RESAMPLE.name, params,
+                                 extra={"source_job": params["source"]})
+
+
+KINDS = [(SLEEP, "run_sleep"), (CRASH, "run_crash"), (FAIL, "run_fail"), (ECHO, "run_echo"),
+         (RESAMPLE, "run_resample")]

@@ -24,6 +24,7 @@ import zmq
 from backend.jobs.registry import JobKind, builtin_kinds
 from backend.server.config import ServerConfig, is_loopback
 from backend.server.engine import JobEngine
+from backend.server.sources import dependents, resolve_job_params
 from backend.server.store import JobRecord, JobStore
 from backend.server.uploads import Uploads
 from shared import __version__
@@ -254,9 +255,11 @@ class Server:
 
     # ---- handlers ------------------------------------------------------------------------
     def _on_hello(self, identity: bytes, msg: Message) -> None:
+        # a 1.0 client cannot read the 1.1 parameter types: it is not offered those kinds
         self._send(identity, msg.reply(content={
             "server": "anim4d", "server_version": __version__, "protocol": PROTOCOL_VERSION,
-            "kinds": [k.spec.to_json() for k in self.kinds.values()],
+            "kinds": [k.spec.to_json() for k in self.kinds.values()
+                      if k.spec.protocol_minor <= msg.version[1]],
             "limits": {"max_message_bytes": self.config.max_message_bytes,
                        "inline_input_bytes": INLINE_INPUT_LIMIT,
                        "upload_chunk_bytes": UPLOAD_CHUNK_BYTES,
@@ -284,6 +287,7 @@ class Server:
             raise ParamError(f"unknown job kind {name!r}; this server offers: "
                              + ", ".join(sorted(self.kinds)), "unknown_kind")
         params = kind.spec.validate_params(msg.content["params"])
+        params = resolve_job_params(kind.spec, params, self.engine.records)
         inputs = self._check_inputs(kind, msg)
         job_id = uuid.uuid4().hex
         record = JobRecord(id=job_id, kind=name, params=params, inputs=[n for n, _ in inputs])
@@ -362,6 +366,11 @@ class Server:
         if not rec.terminal:
             raise Anim4DError(f"job {rec.id} is {rec.state}; cancel it before deleting it",
                               "job_active")
+        users = dependents(rec.id, self.engine.records, self.kinds)
+        if users:
+            raise Anim4DError(f"job {rec.id} is the source of {len(users)} queued or running "
+                              f"job(s) ({', '.join(u[:12] for u in users)}); delete it when "
+                              "they have ended", "job_active")
         self.streams = [s for s in self.streams if s.job_id != rec.id]
         self.engine.delete(rec.id)
         self.subs.pop(rec.id, None)
@@ -373,6 +382,10 @@ class Server:
             raise Anim4DError(f"job {rec.id} is {rec.state}; only finished jobs have results",
                               "not_done")
         reader = ResultReader(self.store.result_dir(rec.id), self.config.chunk_bytes)
+        if reader.manifest.representation == "video" and msg.version[1] < 1:
+            raise Anim4DError(f"job {rec.id}'s result is a video, which needs protocol 1.1; "
+                              f"this client speaks {msg.version[0]}.{msg.version[1]}: update it",
+                              "version_mismatch")
         start = msg.content["from_chunk"]
         if not 0 <= start <= reader.count:
             raise ProtocolError(f"fetch: from_chunk {start} out of range [0, {reader.count}]")

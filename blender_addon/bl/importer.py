@@ -1,8 +1,9 @@
 """Import entry points: a result folder on disk, or result chunks streaming in from the backend.
 
-Both paths build the same objects (``import_mesh`` / ``import_gaussians``). A stream adds frames
-as chunks arrive; when the connection drops, the frames received so far stay in the scene and a
-later :meth:`StreamImport.complete_from_folder` (after the fetch resumed) adds the rest.
+Both paths build the same objects (``import_mesh`` / ``import_gaussians``): one per sequence of
+the result (protocol 1.1 results may hold several), none for a ``video`` result. A stream adds
+frames as chunks arrive; when the connection drops, the frames received so far stay in the scene
+and a later :meth:`StreamImport.complete_from_folder` (after the fetch resumed) adds the rest.
 """
 
 from __future__ import annotations
@@ -35,9 +36,12 @@ def open_result(folder: Path):
         return results.ResultData(folder, m)
 
 
-def import_folder(folder: str | Path, *, storage: str = "AUTO", start: float | None = None,
-                  scene: bpy.types.Scene | None = None) -> tuple[bpy.types.Object, list[str]]:
-    """Import the result folder ``folder``; returns the object and notices for the artist.
+def import_result(folder: str | Path, *, storage: str = "AUTO", start: float | None = None,
+                  scene: bpy.types.Scene | None = None
+                  ) -> tuple[list[bpy.types.Object], list[str]]:
+    """Import the result folder ``folder``: one object per sequence it holds (a result with
+    ``files.sequences`` holds several), and notices for the artist. A ``video`` result adds no
+    object: a notice names the video file.
 
     Raises ``shared.errors.Anim4DError`` (``FormatError``) with a message naming the folder and
     the problem for anything that is not a readable result; nothing is created then.
@@ -45,19 +49,36 @@ def import_folder(folder: str | Path, *, storage: str = "AUTO", start: float | N
     folder = Path(folder)
     res = open_result(folder)
     meta = plan.meta_from_manifest(res.manifest, source=str(folder))
+    if res.representation == "video":
+        return [], [plan.video_notice(res.manifest, str(folder))]
     if res.representation == "mesh_sequence":
-        seq = res.mesh
-        job = MeshImport(meta, seq.faces, seq.times, seq.vertex_count, seq.uvs, seq.colors,
-                         storage=storage, start=start, scene=scene)
-        job.add_frames(0, seq.vertices)
-        return job.finish(), job.notices
+        metas = plan.sequence_metas(meta, res.manifest)
+        seqs = [res.mesh_sequence(i) for i in range(len(metas))]  # read all before building
+        objs, notices = [], []
+        for seq_meta, seq in zip(metas, seqs, strict=True):
+            job = MeshImport(seq_meta, seq.faces, seq.times, seq.vertex_count, seq.uvs,
+                             seq.colors, storage=storage, start=start, scene=scene)
+            job.add_frames(0, seq.vertices)
+            objs.append(job.finish())
+            notices += job.notices
+        return objs, notices
     frames = [res.gaussian_frame(i) for i in range(res.frame_count)]  # read all before building
     gjob = GaussianImport(meta, np.asarray(res.manifest.frame_times),
                           correspond=plan.gaussians_correspond(res.manifest), start=start,
                           scene=scene)
     for i, frame in enumerate(frames):
         gjob.add_gaussian_frame(i, frame, rebuild=i == len(frames) - 1)
-    return gjob.finish(), []
+    return [gjob.finish()], []
+
+
+def import_folder(folder: str | Path, *, storage: str = "AUTO", start: float | None = None,
+                  scene: bpy.types.Scene | None = None) -> tuple[bpy.types.Object, list[str]]:
+    """:func:`import_result` for callers that expect one object: returns the first (further
+    sequences are imported too); a video result is a ``FormatError`` here."""
+    objs, notices = import_result(folder, storage=storage, start=start, scene=scene)
+    if not objs:
+        raise errors.FormatError(notices[0] if notices else f"{folder}: nothing to import")
+    return objs[0], notices
 
 
 def chunk_part(chunk) -> str:
@@ -77,6 +98,9 @@ class StreamImport:
         self.scene = scene
         self.manifest: manifest.Manifest | None = None
         self.builder: MeshImport | GaussianImport | None = None
+        #: every object of the result once complete (a result may hold several sequences)
+        self.objects: list[bpy.types.Object] = []
+        self._notices: list[str] = []
 
     @property
     def obj(self) -> bpy.types.Object | None:
@@ -88,7 +112,7 @@ class StreamImport:
 
     @property
     def notices(self) -> list[str]:
-        return list(getattr(self.builder, "notices", []))
+        return list(getattr(self.builder, "notices", [])) + self._notices
 
     def feed(self, chunk) -> None:
         """Add one chunk: the header creates the builder, frame chunks add frames."""
@@ -115,7 +139,11 @@ class StreamImport:
         meta = plan.meta_from_manifest(m, source=f"job {self.job_id}")
         arrays = chunk.arrays
         times = np.asarray(arrays.get("times", m.frame_times), dtype=np.float64)
+        if m.representation == "video":
+            return  # nothing to draw: complete_from_folder reports the video file
         if m.representation == "mesh_sequence":
+            # the stream carries the first sequence's frames; the others arrive as files
+            meta = plan.sequence_metas(meta, m)[0]
             self.builder = MeshImport(
                 meta, arrays["faces"], times, int(m.counts.get("vertices", 0)),
                 arrays.get("uvs"), arrays.get("colors"), storage=self.storage,
@@ -125,21 +153,37 @@ class StreamImport:
                                           correspond=plan.gaussians_correspond(m),
                                           start=self.start, scene=self.scene)
 
-    def complete_from_folder(self, folder: str | Path) -> bpy.types.Object:
-        """Add the frames not streamed yet from the fetched result ``folder``, then finish."""
+    def complete_from_folder(self, folder: str | Path) -> bpy.types.Object | None:
+        """Add the frames not streamed yet from the fetched result ``folder``, then finish.
+
+        Returns the (first) object, or None for a video result (a notice names its file); a
+        result with several sequences imports the others from the folder (:attr:`objects`).
+        """
         if self.builder is None:
-            obj, notices = import_folder(folder, storage=self.storage, start=self.start,
-                                         scene=self.scene)
-            return obj
+            self.objects, notices = import_result(folder, storage=self.storage,
+                                                  start=self.start, scene=self.scene)
+            self._notices += notices
+            return self.objects[0] if self.objects else None
         res = open_result(Path(folder))
         b = self.builder
+        others: list[bpy.types.Object] = []
         if isinstance(b, MeshImport):
             if b.received < res.frame_count:
                 b.add_frames(b.received, res.mesh.vertices[b.received:])
+            meta = plan.meta_from_manifest(res.manifest, source=str(folder))
+            for seq_meta in plan.sequence_metas(meta, res.manifest)[1:]:
+                seq = res.mesh_sequence(seq_meta.sequence)
+                job = MeshImport(seq_meta, seq.faces, seq.times, seq.vertex_count, seq.uvs,
+                                 seq.colors, storage=self.storage, start=self.start,
+                                 scene=self.scene)
+                job.add_frames(0, seq.vertices)
+                others.append(job.finish())
+                self._notices += job.notices
         else:
             last = res.frame_count - 1
             for i in range(b.received, res.frame_count):
                 b.add_gaussian_frame(i, res.gaussian_frame(i), rebuild=i == last)
         obj = b.finish()
         obj["anim4d_source"] = str(folder)
+        self.objects = [obj, *others]
         return obj

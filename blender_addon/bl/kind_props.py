@@ -49,6 +49,12 @@ def _prop(spec) -> Any:
         items = [(c, c.replace("_", " ").title(), "") for c in spec.choices]
         default = spec.default if spec.default in spec.choices else spec.choices[0]
         return EnumProperty(items=items, default=default, **common)
+    if spec.type == "floats":  # typed as text, "0,0.5,1"; the spec turns it into a list
+        common["description"] += f" ({spec.describe_accepted()})"
+        return StringProperty(default=",".join(f"{x:g}" for x in spec.default or ()), **common)
+    if spec.type == "job":  # a finished job's id, or a unique prefix as the Jobs list shows it
+        common["description"] += " (the id, or its first characters, of a finished job)"
+        return StringProperty(default=str(spec.default or ""), **common)
     return StringProperty(default=str(spec.default or ""), **common)
 
 

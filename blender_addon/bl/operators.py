@@ -169,11 +169,12 @@ class ANIM4D_OT_import_result(bpy.types.Operator):
         start = self.start if self.use_start else None
         try:
             if self.directory:
-                obj, notices = importer.import_folder(bpy.path.abspath(self.directory),
-                                                      storage=self.storage, start=start)
+                objs, notices = importer.import_result(bpy.path.abspath(self.directory),
+                                                       storage=self.storage, start=start)
                 for n in notices:
                     self.report({"WARNING"}, n)
-                self.report({"INFO"}, f"imported {obj.name}")
+                if objs:
+                    self.report({"INFO"}, "imported " + ", ".join(o.name for o in objs))
                 return {"FINISHED"}
             if not self.job_id:
                 raise errors.Anim4DError("give a job id or a result folder to import")
@@ -238,5 +239,35 @@ def settings_from(group) -> RetimeSettings:
                           ease=group.ease)
 
 
+_job_items: list[tuple[str, str, str]] = []  # kept alive: Blender does not copy enum strings
+
+
+def finished_job_items(self, context) -> list[tuple[str, str, str]]:
+    """The finished jobs, as the dropdown beside a ``job`` parameter lists them."""
+    _job_items[:] = [(j.id, f"{j.kind or 'job'}  {j.id[:8]}", f"use job {j.id}")
+                     for j in RT.state.finished()] or [("", "no finished jobs", "")]
+    return _job_items
+
+
+class ANIM4D_OT_pick_job(bpy.types.Operator):
+    """Use a finished job's result for this parameter"""
+
+    bl_idname = "anim4d.pick_job"
+    bl_label = "Pick a Finished Job"
+    bl_options = {"INTERNAL"}
+
+    kind: StringProperty(name="Kind")
+    param: StringProperty(name="Parameter")
+    job_id: EnumProperty(name="Job", items=finished_job_items)
+
+    def execute(self, context):
+        grp = kind_props.group(context.scene, self.kind)
+        if grp is None or not self.job_id:
+            return {"CANCELLED"}
+        setattr(grp, self.param, self.job_id)
+        return {"FINISHED"}
+
+
 CLASSES = (ANIM4D_OT_connect, ANIM4D_OT_submit, ANIM4D_OT_cancel, ANIM4D_OT_refresh,
-           ANIM4D_OT_import_result, ANIM4D_OT_retime, ANIM4D_OT_local_backend)
+           ANIM4D_OT_import_result, ANIM4D_OT_retime, ANIM4D_OT_local_backend,
+           ANIM4D_OT_pick_job)

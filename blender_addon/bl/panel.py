@@ -99,7 +99,14 @@ class ANIM4D_PT_kinds(_Base, bpy.types.Panel):
                 for inp in kind.inputs:
                     body.prop(grp, kind_props.INPUT_PREFIX + inp.name)
                 for prm in kind.params:
-                    body.prop(grp, prm.name)
+                    if prm.type != "job":
+                        body.prop(grp, prm.name)
+                        continue
+                    row = body.row(align=True)  # a job id as text, or picked from a dropdown
+                    row.prop(grp, prm.name)
+                    pick = row.operator_menu_enum("anim4d.pick_job", "job_id", text="",
+                                                  icon="DOWNARROW_HLT")
+                    pick.kind, pick.param = kind.name, prm.name
             body.operator("anim4d.submit", icon="PLAY").kind = kind.name
 
 

@@ -135,9 +135,10 @@ class Runtime:
         return self.run("fetch", job_id=job_id, out_dir=str(out))
 
     def _finish_import(self, job_id: str, folder: Path) -> None:
-        obj = self._stream(job_id).complete_from_folder(folder)
-        self.notices += self.streams[job_id].notices
-        self.imported[job_id] = obj.name
+        stream = self._stream(job_id)
+        stream.complete_from_folder(folder)
+        self.notices += stream.notices
+        self.imported[job_id] = ", ".join(o.name for o in stream.objects) or "nothing (a video)"
         row = self.state.job(job_id)
         row.imported, row.importing = True, False
         del self.streams[job_id]

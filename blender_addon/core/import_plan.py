@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -139,6 +139,8 @@ class ResultMeta:
     times: list[float] = field(default_factory=list)
     fps: float = 0.0
     source: str = ""
+    sequence: int = 0
+    sequence_count: int = 1
 
     def to_props(self) -> dict[str, Any]:
         """Flat ``anim4d_*`` custom properties (params as JSON text, times as a float list)."""
@@ -151,14 +153,34 @@ class ResultMeta:
             "anim4d_times": [float(t) for t in self.times],
             "anim4d_source_fps": float(self.fps),
             "anim4d_source": self.source,
+            "anim4d_sequence": int(self.sequence),
         }
 
 
 def object_name(meta: ResultMeta) -> str:
-    """A readable object name: the kind's last part and the start of the job id."""
+    """A readable object name: the kind's last part and the start of the job id (and the
+    sequence's index when the result holds several)."""
     short = meta.kind.rsplit(".", 1)[-1] or "result"
     jid = meta.job_id[:8] if meta.job_id else "local"
-    return f"Anim4D_{short}_{jid}"
+    suffix = f"_{meta.sequence}" if meta.sequence_count > 1 else ""
+    return f"Anim4D_{short}_{jid}{suffix}"
+
+
+def sequence_metas(meta: ResultMeta, manifest: Any) -> list[ResultMeta]:
+    """One :class:`ResultMeta` per mesh sequence of the result (``files.sequences``, protocol
+    1.1; a result without it holds one); each becomes its own object."""
+    m = manifest if isinstance(manifest, dict) else manifest.to_json()
+    files = m.get("files") or {}
+    count = len(files.get("sequences") or [files.get("sequence")])
+    return [replace(meta, sequence=i, sequence_count=count) for i in range(count)]
+
+
+def video_notice(manifest: Any, where: str) -> str:
+    """What the artist is told about a ``video`` result: nothing goes into the scene."""
+    m = manifest if isinstance(manifest, dict) else manifest.to_json()
+    video = (m.get("files") or {}).get("video", "")
+    return (f"job {m.get('job_id') or '?'} ({m.get('kind', '')}) is a rendered video, not "
+            f"geometry: nothing was added to the scene; the video is {where}/{video}")
 
 
 def meta_from_manifest(manifest: Any, source: str = "") -> ResultMeta:

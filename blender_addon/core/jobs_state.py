@@ -77,6 +77,10 @@ class JobsState:
         rows = list(self.jobs.values())[::-1]
         return [j for j in rows if not j.terminal] + [j for j in rows if j.terminal]
 
+    def finished(self) -> list[JobView]:
+        """Jobs whose result another job may take as a ``job`` parameter, newest first."""
+        return [j for j in list(self.jobs.values())[::-1] if j.state == "done"]
+
     def active_ids(self) -> list[str]:
         return [j.id for j in self.jobs.values() if not j.terminal]
 

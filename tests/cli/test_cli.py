@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from blender_addon.core.client import Client
+from shared.protocol import PROTOCOL_VERSION
 from shared.results import open_result
 
 ANIM4D = [sys.executable, "-m", "backend.cli.main"]
@@ -56,7 +58,7 @@ def served(tmp_path):
 def test_ping_kinds_submit_wait_fetch_jobs_delete(served, tmp_path):
     address, _, _ = served
     out = run("ping", "--server", address)
-    assert out.returncode == 0 and "protocol 1.0" in out.stdout
+    assert out.returncode == 0 and f"protocol {PROTOCOL_VERSION}" in out.stdout
     out = run("kinds", "--server", address)
     assert "debug.sleep" in out.stdout and "--param seconds=" in out.stdout
     out = run("submit", "debug.sleep", "--server", address, "--param", "seconds=0.2",
@@ -170,3 +172,40 @@ def test_job_errors_name_the_users_file_not_the_servers_path(served, tmp_path):
     out = run("submit", "sequence.bake", "--server", address, "--input", str(junk), "--wait")
     assert out.returncode == 1
     assert "broken.anime" in out.stderr and "jobs/" not in out.stderr and "inputs" not in out.stderr
+
+
+def test_submit_a_job_typed_kind_by_prefix_with_a_list_of_times(served, tmp_path):
+    """Protocol 1.1: a kind that takes a finished job (``job``) and times (``floats``)."""
+    address, _, _ = served
+    out = run("submit", "debug.sleep", "--server", address, "--param", "seconds=0", "steps=1",
+              "frames=25", "vertices=10", "--wait", "--out", str(tmp_path / "src"))
+    assert out.returncode == 0, out.stderr
+    source = out.stdout.split("as job ")[1].split()[0]
+    out = run("submit", "debug.resample", "--server", address, "--param",
+              f"source={source[:7]}", "times=0,0.5,1", "--wait", "--out", str(tmp_path / "r"))
+    assert out.returncode == 0, out.stderr
+    res, src = open_result(tmp_path / "r"), open_result(tmp_path / "src").mesh
+    assert res.manifest.params["source"] == source
+    assert res.manifest.params["times"] == [0.0, 0.5, 1.0] and res.sequence_count == 2
+    assert (tmp_path / "r" / "sequence_1.npz").is_file()  # the second sequence was fetched
+    assert (res.mesh_sequence(0).vertices == src.vertices[[0, 12, 24]]).all()
+    moved = res.mesh_sequence(1).vertices
+    assert (moved[..., 0] == src.vertices[[0, 12, 24]][..., 0] + 1.0).all()
+    out = run("kinds", "--server", address)
+    assert "--param times=...  a list of 1 to 10000 numbers" in out.stdout
+    busy = run("submit", "debug.sleep", "--server", address, "--param", "seconds=60",
+               "steps=600")
+    busy_id = busy.stdout.split("as job ")[1].split()[0]
+    for params, message in [
+        ([f"source={source}", "times=0,x"], "'times': element 1 = 'x' is not a number"),
+        ([f"source={source}", "times=0,-1"], "'times': element 1 = '-1' is out of range"),
+        (["source=ffffffffff"], "'source': no job 'ffffffffff' on this server"),
+        (["source=nope"], "'source' = 'nope' is not accepted"),
+        ([f"source={busy_id[:8]}"], f"'source': job {busy_id} is (queued|running); only a "
+                                    "finished \\(done\\) job can be used"),
+    ]:
+        out = run("submit", "debug.resample", "--server", address, "--param", *params)
+        assert out.returncode == 1, params
+        assert out.stderr.strip().count("\n") == 0 and "Traceback" not in out.stderr
+        assert re.search(message, out.stderr), (message, out.stderr)
+    assert run("cancel", busy_id[:8], "--server", address).returncode == 0

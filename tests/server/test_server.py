@@ -14,7 +14,7 @@ from backend.jobs.registry import debug_kinds
 from backend.server.embedded import EmbeddedServer
 from blender_addon.core.client import Client
 from blender_addon.core.client_types import ConnectionFailed, ServerError, VersionMismatch
-from shared.protocol import Message, decode, encode
+from shared.protocol import PROTOCOL_VERSION, Message, decode, encode
 from shared.results import open_result
 from shared.stream import ResultAssembler
 
@@ -221,7 +221,7 @@ def test_version_mismatch_is_refused_with_a_clear_error(server):
     reply = decode(sock.recv_multipart())
     sock.close()
     assert reply.status == "error" and reply.error["code"] == "version_mismatch"
-    assert "2.0" in reply.error["message"] and "1.0" in reply.error["message"]
+    assert "2.0" in reply.error["message"] and PROTOCOL_VERSION in reply.error["message"]
 
 
 def test_client_refuses_a_server_of_another_major_version():
