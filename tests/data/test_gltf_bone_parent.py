@@ -85,3 +85,26 @@ def test_joint_parented_mesh_matches_blender_importer(tmp_path, armature_scale):
     plain = worst_by_part(spec, spec.sample(spec.clip("nod"), seq.times), blender)
     assert plain["horns"] > 0.05 and plain["teeth"] > 0.05, plain
     assert plain["body"] < TOLERANCE, plain
+
+
+@pytest.mark.parametrize(("armature_scale", "offset"), [(0.5, 0.55), (2.0, -0.275), (1.0, None)])
+def test_offsets_follow_the_importers_bone_length(tmp_path, armature_scale, offset):
+    """Without Blender: the head bone is 0.55 long (its shortest child in the bind pose, the
+    ear), the jaw inherits it; the offset is ``0.55 * (1 / scale - 1)`` along +Y, for the horns
+    (node 4, a child of the head) and for the teeth on the jaw (node 3) itself; none at scale 1;
+    none in ``"gltf"`` mode."""
+    src = horned_creature(tmp_path / "horned.glb", armature_scale=armature_scale)
+    got = GltfAnimation(src).bone_offsets
+    if offset is None:
+        assert got.child == {} and got.own == {}
+    else:
+        assert got.child.keys() == {4} and got.own.keys() == {3}
+        assert got.child[4] == pytest.approx(offset, abs=1e-6)
+        assert got.own[3] == pytest.approx(offset, abs=1e-6)
+    plain = GltfAnimation(src, bone_parenting="gltf").bone_offsets
+    assert plain.child == {} and plain.own == {}
+
+
+def test_unknown_bone_parenting_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="bone_parenting 'blend'"):
+        GltfAnimation(horned_creature(tmp_path / "h.glb"), bone_parenting="blend")
