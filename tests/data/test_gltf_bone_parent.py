@@ -83,6 +83,7 @@ def test_joint_parented_mesh_matches_blender_importer(tmp_path, armature_scale):
     # The case really exercises the difference: the plain node hierarchy is far from Blender's.
     spec = GltfAnimation(src, bone_parenting="gltf")
     plain = worst_by_part(spec, spec.sample(spec.clip("nod"), seq.times), blender)
+    print("plain node hierarchy: " + ", ".join(f"{k} {v:.1e}" for k, v in plain.items()))
     assert plain["horns"] > 0.05 and plain["teeth"] > 0.05, plain
     assert plain["body"] < TOLERANCE, plain
 
