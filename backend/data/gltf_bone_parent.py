@@ -100,8 +100,12 @@ def bones_and_armatures(doc: GltfDocument, parent: np.ndarray) -> dict[int, int]
     g = doc.gltf
     is_bone: set[int] = set()
     is_arma: set[int] = set()
-    for skin in g.skins or []:
+    for si, skin in enumerate(g.skins or []):
         joints = list(skin.joints or [])
+        for j in joints + ([skin.skeleton] if skin.skeleton is not None else []):
+            if not 0 <= j < len(parent):
+                raise doc.fail(f"skin {si} names node {j} as a joint or skeleton, but the file "
+                               f"has nodes 0..{len(parent) - 1}")
         if not joints:
             continue
         marks = joints + ([skin.skeleton] if skin.skeleton is not None else [])

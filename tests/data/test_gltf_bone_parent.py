@@ -19,10 +19,12 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pygltflib
 import pytest
 from scipy.spatial import cKDTree
 
 from backend.data.gltf_reader import GltfAnimation
+from shared.errors import FormatError
 
 from .builders import horned_creature
 
@@ -109,3 +111,12 @@ def test_offsets_follow_the_importers_bone_length(tmp_path, armature_scale, offs
 def test_unknown_bone_parenting_is_refused(tmp_path):
     with pytest.raises(ValueError, match="bone_parenting 'blend'"):
         GltfAnimation(horned_creature(tmp_path / "h.glb"), bone_parenting="blend")
+
+
+def test_unused_skin_with_a_missing_joint_is_a_clear_error(tmp_path):
+    src = horned_creature(tmp_path / "h.glb")
+    g = pygltflib.GLTF2().load(str(src))
+    g.skins.append(pygltflib.Skin(name="broken", joints=[1, 99]))
+    g.save_binary(str(tmp_path / "broken.glb"))
+    with pytest.raises(FormatError, match="skin 1 names node 99 as a joint"):
+        GltfAnimation(tmp_path / "broken.glb")
