@@ -10,7 +10,11 @@ What is evaluated, per the glTF 2.0 specification:
 - skinned primitives: linear blend skinning with joint world matrices times inverse bind
   matrices, every ``JOINTS_n``/``WEIGHTS_n`` set, weights normalised per vertex (a vertex with
   no weight follows its first joint, as in Blender); the skinned node's own transform is ignored;
-- other primitives follow their node's animated world transform (plain node animation).
+- other primitives follow their node's animated world transform (plain node animation), except
+  that a rigid mesh parented to a joint is placed where Blender's default glTF import puts it
+  (``bone_parenting="blender"``, the default; see :mod:`backend.data.gltf_bone_parent` for why
+  that differs from the node hierarchy when the armature node is scaled); ``"gltf"`` follows
+  the node hierarchy exactly.
 
 Attributes and conventions:
 
@@ -27,6 +31,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -41,11 +46,13 @@ from .gltf_anim import (
     sample_tracks,
     world_matrices,
 )
+from .gltf_bone_parent import BoneParentOffsets, blender_bone_offsets
 from .gltf_buffers import GltfDocument, load_document
 from .skinning import lbs
 from .transforms import QuatInterp, transform_points
 
 Progress = Callable[[float], None]
+BoneParenting = Literal["blender", "gltf"]
 
 
 @dataclass
@@ -193,9 +200,14 @@ class GltfAnimation:
 
     ``clips``: its animations; ``faces`` ``[F, 3]``, ``uvs`` ``[V, 2]`` or None and ``colors``
     ``[V, 4]`` of the merged mesh; ``offsets`` ``[P + 1]``: first vertex of each primitive.
+    ``bone_parenting``: ``"blender"`` places joint-parented rigid meshes as Blender's default
+    import does, ``"gltf"`` as the node hierarchy does (they differ only under a scaled armature
+    node; see :mod:`backend.data.gltf_bone_parent`).
     """
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, bone_parenting: BoneParenting = "blender"):
+        if bone_parenting not in ("blender", "gltf"):
+            raise ValueError(f"bone_parenting {bone_parenting!r}: expected 'blender' or 'gltf'")
         self.path = Path(path)
         self.doc = load_document(self.path)
         g = self.doc.gltf
@@ -237,6 +249,10 @@ class GltfAnimation:
                  for p in self.prims]
             ).astype(np.float32)
         self._ibm: dict[int, np.ndarray] = {}
+        self.bone_offsets = (
+            blender_bone_offsets(self.doc, self.parent, self.inverse_bind)
+            if bone_parenting == "blender" else BoneParentOffsets()
+        )
 
     @property
     def vertex_count(self) -> int:
@@ -285,7 +301,10 @@ class GltfAnimation:
 
     def _sample_chunk(self, clip: ClipInfo, times: np.ndarray, quat: QuatInterp) -> np.ndarray:
         tracks = sample_tracks(self.doc, clip, times, quat)
-        world = world_matrices(tracks.local, self.parent)
+        local = tracks.local
+        for node, d in self.bone_offsets.child.items():
+            local[:, node, 1, 3] += d  # translate(0, d, 0) @ local: in the parent joint's frame
+        world = world_matrices(local, self.parent)
         parts = []
         for p in self.prims:
             pos = p.positions
@@ -298,7 +317,11 @@ class GltfAnimation:
                     w = np.pad(w, ((0, 0), (0, m - w.shape[1])))
                 pos = pos[None] + np.einsum("tm,mvc->tvc", w[:, :m], p.targets)
             if p.skin is None:
-                parts.append(transform_points(world[:, p.node], np.broadcast_to(
+                m = world[:, p.node]
+                if p.node in self.bone_offsets.own:  # world @ translate(0, d, 0)
+                    m = m.copy()
+                    m[:, :3, 3] += self.bone_offsets.own[p.node] * m[:, :3, 1]
+                parts.append(transform_points(m, np.broadcast_to(
                     pos, (times.shape[0],) + pos.shape[-2:])))
                 continue
             joints = self.doc.gltf.skins[p.skin].joints
@@ -354,12 +377,12 @@ class GltfAnimation:
 
 def read_gltf(
     path: str | Path, clip: str | None = None, fps: float = 30.0, quat: QuatInterp = "nlerp",
-    progress: Progress | None = None,
+    progress: Progress | None = None, bone_parenting: BoneParenting = "blender",
 ) -> MeshSequence:
     """Bake ``clip`` (default: the first animation) of a ``.glb``/``.gltf`` at ``fps``."""
     if not fps > 0:
         raise ValueError(f"fps must be positive, got {fps}")
-    return GltfAnimation(path).sequence(clip, fps, quat, progress)
+    return GltfAnimation(path, bone_parenting).sequence(clip, fps, quat, progress)
 
 
 def list_gltf_clips(path: str | Path) -> list[tuple[str, float]]:

@@ -5,8 +5,11 @@ Usage: python blender_probe.py FILE.glb OUT.npz REQUESTS.json, where REQUESTS.js
 the objects (and shape keys) it animates, the scene is set to ``time * scene fps`` (with a
 subframe for fractional frames, as the importer puts a key at ``t`` seconds on frame
 ``t * fps``) and the evaluated meshes are stored in world coordinates (Blender's Z-up) as
-``OUT["<request index>_<time index>"]`` ``[V, 3]``. Not a test module: tests run it in a
-subprocess so the bpy module never loads into the test process.
+``OUT["<request index>_<time index>"]`` ``[V, 3]`` (all mesh objects), and each mesh object on
+its own as ``OUT["<request index>_<time index>|<object name>"]``. An optional fourth argument is
+a JSON object of extra ``import_scene.gltf`` options (default: Blender's defaults, bone shapes
+off, which only changes display). Not a test module: tests run it in a subprocess so the bpy
+module never loads into the test process.
 """
 
 from __future__ import annotations
@@ -40,9 +43,10 @@ def assign(action) -> None:
             owner.animation_data.action_slot = slot
 
 
-def evaluated_points() -> np.ndarray:
+def evaluated_points() -> dict[str, np.ndarray]:
+    """World positions ``[V, 3]`` of every evaluated mesh object, by object name."""
     depsgraph = bpy.context.evaluated_depsgraph_get()
-    pts = []
+    pts = {}
     for ob in bpy.data.objects:
         if ob.type != "MESH":
             continue
@@ -51,16 +55,16 @@ def evaluated_points() -> np.ndarray:
         co = np.zeros(len(mesh.vertices) * 3, dtype=np.float64)
         mesh.vertices.foreach_get("co", co)
         m = np.array(ev.matrix_world)
-        pts.append(co.reshape(-1, 3) @ m[:3, :3].T + m[:3, 3])
+        pts[ob.name] = co.reshape(-1, 3) @ m[:3, :3].T + m[:3, 3]
         ev.to_mesh_clear()
-    return np.concatenate(pts)
+    return pts
 
 
-def main(src: str, out: str, requests_file: str) -> None:
+def main(src: str, out: str, requests_file: str, options: str = "{}") -> None:
     with open(requests_file) as fh:
         requests = json.load(fh)
     bpy.ops.wm.read_factory_settings(use_empty=True)
-    bpy.ops.import_scene.gltf(filepath=src, disable_bone_shape=True)
+    bpy.ops.import_scene.gltf(filepath=src, **{"disable_bone_shape": True, **json.loads(options)})
     scene = bpy.context.scene
     fps = scene.render.fps / scene.render.fps_base
     result = {}
@@ -70,9 +74,12 @@ def main(src: str, out: str, requests_file: str) -> None:
             frame = t * fps
             whole = math.floor(frame + 1e-9)
             scene.frame_set(int(whole), subframe=max(0.0, frame - whole))
-            result[f"{ri}_{ti}"] = evaluated_points()
+            parts = evaluated_points()
+            result[f"{ri}_{ti}"] = np.concatenate(list(parts.values()))
+            for name, pts in parts.items():
+                result[f"{ri}_{ti}|{name}"] = pts
     np.savez(out, **result)
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:4])
+    main(*sys.argv[1:5])

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pygltflib
 
+from backend.data.transforms import trs_matrix
 from shared.meshseq import MeshSequence
 
 _COMPONENT = {
@@ -256,3 +257,96 @@ def box_sequence(frames: int = 5, fps: float = 10.0, uvs: bool = True,
     col = np.concatenate([np.linspace(0, 1, 24).reshape(8, 3), np.ones((8, 1))], 1)
     return MeshSequence(verts, BOX_FACES.astype(np.int32), t, uv, col if colors else None,
                         name="box")
+
+
+def quat_x(angle: float) -> list[float]:
+    return [float(np.sin(angle / 2)), 0.0, 0.0, float(np.cos(angle / 2))]
+
+
+HORNED_ROWS = np.array([0.0, 0.5, 1.0, 1.4, 1.8])
+
+
+def horned_creature(path: Path, armature_scale: float = 0.5,
+                    jaw_bind: tuple[float, float, float] = (0.0, 0.6, 0.0)) -> Path:
+    """A skinned neck-and-head column with rigid horns: a separate mesh node parented to a joint.
+
+    Nodes: "Armature" (root; translation (0.3, 0, -0.2), 30 degrees about Y, uniform scale
+    ``armature_scale``) with children "spine" (joint at the origin) and "body" (the skinned
+    mesh); "spine" -> "head" (joint, translation (0, 1, 0)) -> "jaw" (joint, (0, 0.4, 0.3))
+    and "ear" (joint, (0.33, 0.44, 0), length 0.55, no vertex weight); "horns" (a box, scaled
+    (0.3, 0.5, 0.2), translation (0, 0.6, 0.1), 20 degrees about X) is a plain mesh child of
+    "head"; "jaw" itself carries a mesh too ("teeth", a box of side 0.1). Skin: joints [spine,
+    head, jaw, ear], inverse bind matrices = inverses of the bind world matrices, where the bind
+    pose is the rest pose except that the jaw sits at ``jaw_bind`` under the head (a file whose
+    default node pose is not its bind pose, which Blender's importer detects): Blender's bone for
+    "head" is as long as its shortest child offset in the bind pose (0.55, the ear; 0.5, the
+    jaw, in the node pose) and "jaw", which has no child joint, inherits that length rather
+    than its own offset (0.6). The body:
+    square rings of 4 vertices (half-width 0.2) at y = 0, 0.5, 1, 1.4, 1.8 (mesh space); rings
+    below y = 1 follow spine, y = 1 half spine half head, 1.4 head, 1.8 half head half jaw.
+
+    Clip "nod" (LINEAR, keys t = 0, 0.5, 1, 1.5): spine about Z (0, 0.3, -0.2, 0), head about
+    X (0, 0.6, -0.4, 0.2), jaw about X (0, 0.3, 0, 0.3), Armature translation drifting +X,
+    and the horns' own translation wiggling in Y (0.6, 0.7, 0.6, 0.65).
+    """
+    b = GltfBuilder()
+    ring = np.array([[-0.2, -0.2], [0.2, -0.2], [0.2, 0.2], [-0.2, 0.2]])
+    pos = np.array([[x, y, z] for y in HORNED_ROWS for x, z in ring], np.float32)
+    faces = []
+    for r in range(len(HORNED_ROWS) - 1):
+        for k in range(4):
+            a, c = 4 * r + k, 4 * r + (k + 1) % 4
+            faces += [a, c, c + 4, a, c + 4, a + 4]
+    joints = np.zeros((pos.shape[0], 4), np.uint8)
+    joints[:, 1], joints[:, 2], joints[:, 3] = 1, 2, 3
+    weights = np.zeros((pos.shape[0], 4), np.float32)
+    row = np.repeat(np.arange(len(HORNED_ROWS)), 4)
+    weights[:, 0] = np.choose(row, [1.0, 1.0, 0.5, 0.0, 0.0])
+    weights[:, 1] = np.choose(row, [0.0, 0.0, 0.5, 1.0, 0.5])
+    weights[:, 2] = np.choose(row, [0.0, 0.0, 0.0, 0.0, 0.5])
+    body = pygltflib.Primitive(
+        attributes=pygltflib.Attributes(POSITION=b.accessor(pos, minmax=True),
+                                        JOINTS_0=b.accessor(joints),
+                                        WEIGHTS_0=b.accessor(weights)),
+        indices=b.accessor(np.asarray(faces, np.uint16)))
+    horns = pygltflib.Primitive(
+        attributes=pygltflib.Attributes(POSITION=b.accessor(BOX, minmax=True)),
+        indices=b.accessor(BOX_FACES.reshape(-1)))
+    teeth = pygltflib.Primitive(
+        attributes=pygltflib.Attributes(POSITION=b.accessor(BOX * 0.1, minmax=True)),
+        indices=b.accessor(BOX_FACES.reshape(-1)))
+    b.g.meshes = [pygltflib.Mesh(name="body", primitives=[body]),
+                  pygltflib.Mesh(name="horns", primitives=[horns]),
+                  pygltflib.Mesh(name="teeth", primitives=[teeth])]
+    s = float(armature_scale)
+    b.g.nodes = [
+        pygltflib.Node(name="Armature", translation=[0.3, 0.0, -0.2], rotation=quat_y(np.pi / 6),
+                       scale=[s, s, s], children=[1, 5]),
+        pygltflib.Node(name="spine", children=[2]),
+        pygltflib.Node(name="head", translation=[0.0, 1.0, 0.0], children=[3, 4, 6]),
+        pygltflib.Node(name="jaw", mesh=2, translation=[0.0, 0.4, 0.3]),
+        pygltflib.Node(name="horns", mesh=1, translation=[0.0, 0.6, 0.1],
+                       rotation=quat_x(np.pi / 9), scale=[0.3, 0.5, 0.2]),
+        pygltflib.Node(name="body", mesh=0, skin=0),
+        pygltflib.Node(name="ear", translation=[0.33, 0.44, 0.0]),
+    ]
+    # Bind world matrices of the joints (the Armature's TRS, then the joints' translations).
+    arma = trs_matrix(np.array([0.3, 0.0, -0.2]), np.array(quat_y(np.pi / 6)), np.full(3, s))
+    spine = arma
+    head = spine @ trs_matrix(np.array([0.0, 1.0, 0.0]), np.array([0, 0, 0, 1.0]), np.ones(3))
+    jaw = head @ trs_matrix(np.array(jaw_bind), np.array([0, 0, 0, 1.0]), np.ones(3))
+    ear = head @ trs_matrix(np.array([0.33, 0.44, 0.0]), np.array([0, 0, 0, 1.0]), np.ones(3))
+    ibm = np.linalg.inv(np.stack([spine, head, jaw, ear])).astype(np.float32)
+    b.g.skins.append(pygltflib.Skin(name="rig", joints=[1, 2, 3, 6],
+                                    inverseBindMatrices=b.accessor(ibm, matrix=True)))
+    b.g.scenes = [pygltflib.Scene(nodes=[0])]
+    b.g.scene = 0
+    keys = [0.0, 0.5, 1.0, 1.5]
+    b.animation("nod", [
+        (1, "rotation", keys, [quat_z(a) for a in (0.0, 0.3, -0.2, 0.0)], "LINEAR"),
+        (2, "rotation", keys, [quat_x(a) for a in (0.0, 0.6, -0.4, 0.2)], "LINEAR"),
+        (3, "rotation", keys, [quat_x(a) for a in (0.0, 0.3, 0.0, 0.3)], "LINEAR"),
+        (0, "translation", keys, [[0.3 + 0.2 * i, 0.0, -0.2] for i in range(4)], "LINEAR"),
+        (4, "translation", keys, [[0.0, y, 0.1] for y in (0.6, 0.7, 0.6, 0.65)], "LINEAR"),
+    ])
+    return b.save(path)

@@ -1,8 +1,7 @@
-"""Procedural creatures: determinism, topology, gaits, legs, motion, periodicity, speed."""
+"""Procedural creatures: determinism, size, topology, gaits, legs, motion, periodicity (speed:
+bench/procedural.py)."""
 
 from __future__ import annotations
-
-import time
 
 import numpy as np
 import pytest
@@ -35,11 +34,9 @@ def test_deterministic_per_arguments():
     assert sample_spec(7) == sample_spec(7)
 
 
-def test_fast_enough():
-    make_creature_sequence(1, "walk", 24, 24)  # warm imports
-    start = time.perf_counter()
+def test_a_few_thousand_vertices():
+    """Size only: how fast a creature is made is measured by bench/procedural.py."""
     seq = make_creature_sequence(2, "gallop", 24, 24)
-    assert time.perf_counter() - start < 1.0
     assert 1500 <= seq.vertex_count <= 6000  # "a few thousand vertices"
 
 
