@@ -66,7 +66,8 @@ class MotionDiffusionConfig:
     """``reverse_prob``: chance that a training window is played backwards (augmentation);
     ``start_prob``: chance that a training window starts at frame 0 (the rest pose), which the
     first window of a sample is generated as; ``context``: frames kept as known when a sample is
-    longer than the window (default for sampling)."""
+    longer than the window, and ``resample``: harmonisation rounds per step of a continuation
+    window (sampling defaults, :mod:`.sampling`)."""
 
     denoiser: MotionDenoiserConfig = field(default_factory=MotionDenoiserConfig)
     noise: NoiseConfig = field(default_factory=NoiseConfig)
@@ -74,11 +75,14 @@ class MotionDiffusionConfig:
     reverse_prob: float = 0.5
     start_prob: float = 0.25
     context: int = 8
+    resample: int = 2
 
     def __post_init__(self) -> None:
         if not 1 <= self.context < self.denoiser.window:
             raise ValueError(f"context must be between 1 and window - 1 = "
                              f"{self.denoiser.window - 1}, got {self.context}")
+        if self.resample < 0:
+            raise ValueError(f"resample must be at least 0, got {self.resample}")
         for name in ("reverse_prob", "start_prob"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")

@@ -67,11 +67,12 @@ class MotionGenerator:
     kind = "motion"
 
     def sample(self, shape_vectors: torch.Tensor, frames: int, seed: int = 0, steps: int = 50,
-               context: int | None = None, eta: float = 0.0, progress: Progress | None = None,
+               context: int | None = None, resample: int | None = None, eta: float = 0.0,
+               progress: Progress | None = None,
                cancelled: Callable[[], bool] | None = None) -> torch.Tensor:
         """Motion vectors ``[n, frames, D_motion]`` (float32, flat layout, frame 0 first) for
-        ``shape_vectors`` ``[n, D_shape]``; ``context``: known frames per continuation window
-        (None = the config's)."""
+        ``shape_vectors`` ``[n, D_shape]``; ``context``: known frames per continuation window,
+        ``resample``: harmonisation rounds per continuation step (None = the config's)."""
         if shape_vectors.dim() != 2:
             raise ValueError(f"shape vectors must be [n, D], got {tuple(shape_vectors.shape)}")
         n = shape_vectors.shape[0]
@@ -82,6 +83,9 @@ class MotionGenerator:
             raise ParamError(f"context frames must be between 1 and {window - 1}, got {ctx}")
         if frames < 1:
             raise ParamError(f"frame count must be at least 1, got {frames}")
+        rounds = cfg.resample if resample is None else int(resample)
+        if rounds < 0:
+            raise ParamError(f"resample rounds must be at least 0, got {rounds}")
         shape_tokens = self.shape_tokenizer.to_tokens(shape_vectors).float()
         self.denoiser.eval()
 
@@ -91,7 +95,7 @@ class MotionGenerator:
         gen = torch.Generator().manual_seed(int(seed))
         tok = self.tokenizer
         tokens = sample_frames(denoise, n, int(frames), window, ctx, (tok.n_tokens, tok.width),
-                               cfg.noise, steps, gen, progress, cancelled, eta)
+                               cfg.noise, steps, gen, progress, cancelled, eta, resample=rounds)
         return tok.from_tokens(tokens)
 
 
