@@ -16,7 +16,8 @@ Modules (one job each):
 - :mod:`.metrics` Chamfer distance and volumetric IoU; :mod:`.checkpoint` safetensors + JSON;
 - :mod:`.model` the trained model (MLPs, dictionaries, vectors per stage a-d);
 - :mod:`.pipeline` ``run_prepare`` / ``fit_fields``; :mod:`.evaluate` the results tables;
-- :mod:`.jobs` the ``dnf.reconstruct`` and ``dnf.fit_shape`` job kinds.
+- :mod:`.jobs` the ``dnf.reconstruct`` and ``dnf.fit_shape`` job kinds;
+- :mod:`.gen` part 2: tokens, shape and motion diffusion, sampling (see its docstring).
 
 Public API (what part 2 uses)::
 
