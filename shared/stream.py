@@ -4,7 +4,10 @@ A result travels as ``count`` chunks, each one ``result`` message (see PROTOCOL.
 
 - chunk 0, ``part="header"``: ``content["manifest"]`` plus the arrays that do not change per
   frame. Meshes: ``faces`` [F,3] int32, ``times`` [T] f64, optional ``uvs`` [V,2] and ``colors``
-  [V,4]. Gaussians: ``times`` [T].
+  [V,4], and, when the vertices are stored uncompressed, ``sequence_rest`` uint8 (every byte of
+  ``sequence.npz`` outside the vertex data) with ``content["sequence_file"]`` = ``{"size",
+  "data_offset"}``, so the client writes frames straight into the server's file, byte for byte.
+  Gaussians: ``times`` [T].
 - chunks 1.., ``part="frames"``, frames ``[frame_start, frame_stop)``. Meshes: ``vertices``
   [b,V,3] float32, as many frames per chunk as fit in ``chunk_bytes``. Gaussians: one frame per
   chunk, arrays ``means`` [N,3], ``quats`` [N,4], ``log_scales`` [N,3], ``opacity_logits`` [N],
@@ -32,13 +35,16 @@ from pathlib import Path
 import numpy as np
 
 from .errors import FormatError
+from .framefile import FrameFile
 from .manifest import Manifest, read_manifest, safe_member, write_manifest
 from .meshseq import MeshSequence, save_npz
-from .npzmap import npz_memmap
+from .npzmap import npz_member, npz_memmap, npz_rest
 
 DEFAULT_CHUNK_BYTES = 8 * 1024 * 1024
 GAUSSIAN_ARRAYS = ("means", "quats", "log_scales", "opacity_logits", "sh_dc", "sh_rest")
 DATA_ROLES = ("sequence", "frames")
+SEQUENCE_PARTIAL = "sequence.npz"  # in .partial: the final file, being filled
+VERTICES_PARTIAL = "vertices.npy"  # in .partial: frames from a server that sent no layout
 
 
 @dataclass
@@ -80,6 +86,7 @@ class ResultReader:
         if self.manifest.representation == "mesh_sequence":
             self._seq_path = self.folder / self.manifest.files["sequence"]
             self._vertices = npz_memmap(self._seq_path, "vertices")
+            self._vertex_member = npz_member(self._seq_path, "vertices")
             if self._vertices.ndim != 3 or self._vertices.shape[0] != self.frames:
                 raise FormatError(f"{self._seq_path}: vertices do not match the manifest")
             per_frame = max(1, self._vertices.shape[1] * 12)
@@ -105,10 +112,16 @@ class ResultReader:
         if not 0 <= index < self.count:
             raise FormatError(f"chunk {index} out of range [0, {self.count})")
         if index == 0:
-            return Chunk(0, self.count, "header",
-                         {"chunk": 0, "count": self.count, "part": "header",
-                          "manifest": self.manifest.to_json(),
-                          "attachments": self.attachments}, self._header_arrays())
+            content = {"chunk": 0, "count": self.count, "part": "header",
+                       "manifest": self.manifest.to_json(), "attachments": self.attachments}
+            arrays = self._header_arrays()
+            if self.manifest.representation == "mesh_sequence" and self._vertex_member.stored:
+                # The file around the vertex data, so the client can rebuild it byte for byte.
+                arrays["sequence_rest"] = npz_rest(self._seq_path, self._vertex_member)
+                content["sequence_file"] = {
+                    "size": int(arrays["sequence_rest"].size + self._vertex_member.nbytes),
+                    "data_offset": self._vertex_member.offset}
+            return Chunk(0, self.count, "header", content, arrays)
         if index > self.frame_chunks:
             att, offset, length = self._file_chunks[index - 1 - self.frame_chunks]
             data = np.fromfile(self.folder / att["path"], dtype=np.uint8, count=length,
@@ -148,21 +161,32 @@ class ResultReader:
 class ResultAssembler:
     """Rebuilds a result folder from chunks (client side), resumably.
 
-    Received chunks are recorded in ``<out>/.partial/``; :attr:`next_chunk` says where to resume.
-    Mesh frames go straight into a memory-mapped ``[T, V, 3]`` file, Gaussian frames straight to
-    their ``.ply``, so memory stays bounded whatever the result's size.
+    Received chunks are logged in ``<out>/.partial/received``; :attr:`next_chunk` says where to
+    resume. Mesh frames are written straight into their place in the final ``sequence.npz``
+    (rebuilt byte for byte from the header's ``sequence_rest``; a server that does not send it
+    gets the frames in a ``.npy`` turned into the ``.npz`` at the end), Gaussian frames straight
+    to their ``.ply``, so memory stays bounded whatever the result's size. Call :meth:`close`
+    (or use ``with``) when not finishing.
     """
 
     def __init__(self, out_dir: str | os.PathLike):
         self.out_dir = Path(out_dir)
         self.partial = self.out_dir / ".partial"
+        if (self.partial / "state.json").exists():  # an older client's partial fetch
+            shutil.rmtree(self.partial)
         self.partial.mkdir(parents=True, exist_ok=True)
-        state = self.partial / "state.json"
-        self._state = json.loads(state.read_text()) if state.is_file() else {"received": []}
-        self.received: set[int] = set(self._state["received"])
-        self.count: int | None = self._state.get("count")
+        self.received: set[int] = set()
+        self.count: int | None = None
+        log = self.partial / "received"
+        if log.is_file():
+            for line in log.read_text().splitlines():
+                parts = line.split()
+                if len(parts) == 2 and parts[0].isdigit() and parts[1].isdigit():
+                    self.received.add(int(parts[0]))
+                    self.count = int(parts[1])
+        self._log = open(log, "a")  # noqa: SIM115 (closed by close())
         self._manifest: Manifest | None = None
-        self._vertices: np.ndarray | None = None
+        self._frames: FrameFile | None = None
 
     @property
     def next_chunk(self) -> int:
@@ -193,17 +217,46 @@ class ResultAssembler:
             self._add_frames(chunk)
         self.received.add(chunk.index)
         self.count = chunk.count
-        self._state = {"received": sorted(self.received), "count": self.count}
-        (self.partial / "state.json").write_text(json.dumps(self._state))
+        self._log.write(f"{chunk.index} {chunk.count}\n")  # after the data: resume is safe
+        self._log.flush()
+
+    def close(self) -> None:
+        """Close the open files (what was received stays, to resume from)."""
+        if self._frames is not None:
+            self._frames.close()
+            self._frames = None
+        self._log.close()
+
+    def __enter__(self) -> ResultAssembler:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def _add_header(self, chunk: Chunk) -> None:
         manifest = chunk.manifest
         if manifest is None:
             raise FormatError("result header chunk carries no manifest")
+        if self._frames is not None:
+            self._frames.close()
+            self._frames = None
+        for stale in (SEQUENCE_PARTIAL, VERTICES_PARTIAL):
+            (self.partial / stale).unlink(missing_ok=True)
+        for name, arr in chunk.arrays.items():
+            if name != "sequence_rest":
+                np.save(self.partial / f"{name}.npy", np.asarray(arr), allow_pickle=False)
+        layout = chunk.content.get("sequence_file")
+        if (manifest.representation == "mesh_sequence" and isinstance(layout, dict)
+                and "sequence_rest" in chunk.arrays):
+            try:
+                offset, size = int(layout["data_offset"]), int(layout["size"])
+            except (KeyError, TypeError, ValueError):
+                raise FormatError(f"result header: malformed sequence_file {layout!r}") from None
+            self._frames = FrameFile.npz(self.partial / SEQUENCE_PARTIAL,
+                                         chunk.arrays["sequence_rest"], offset, size,
+                                         len(manifest.frame_times), "result header")
         (self.partial / "manifest.json").write_text(json.dumps(manifest.to_json()))
         self._manifest = manifest
-        for name, arr in chunk.arrays.items():
-            np.save(self.partial / f"{name}.npy", np.asarray(arr), allow_pickle=False)
 
     def _add_file(self, chunk: Chunk) -> None:
         c = chunk.content
@@ -216,7 +269,7 @@ class ResultAssembler:
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "r+b" if path.exists() else "wb") as fh:
             fh.seek(offset)
-            fh.write(data.tobytes())
+            fh.write(memoryview(np.ascontiguousarray(data)))
 
     def _add_frames(self, chunk: Chunk) -> None:
         m = self.manifest
@@ -224,15 +277,13 @@ class ResultAssembler:
         if not 0 <= a < b <= len(m.frame_times):
             raise FormatError(f"result chunk {chunk.index}: frames [{a}, {b}) out of range")
         if m.representation == "mesh_sequence":
-            verts = np.asarray(chunk.arrays["vertices"], dtype=np.float32)
-            store = self._vertex_store(verts.shape[1])
-            if verts.shape != (b - a, store.shape[1], 3):
-                raise FormatError(
-                    f"result chunk {chunk.index}: vertices {list(verts.shape)} do not match "
-                    f"[{b - a}, {store.shape[1]}, 3]"
-                )
-            store[a:b] = verts
-            store.flush()
+            verts = chunk.arrays.get("vertices")
+            if verts is None or verts.ndim != 3 or verts.shape[0] != b - a:
+                raise FormatError(f"result chunk {chunk.index}: no vertices [{b - a}, V, 3]")
+            try:
+                self._frame_file(verts.shape[1]).write(a, verts)
+            except FormatError as err:
+                raise FormatError(f"result chunk {chunk.index}: {err}") from None
         else:
             from .gsply import GaussianFrame, write_gsply
 
@@ -242,16 +293,18 @@ class ResultAssembler:
             frame = GaussianFrame(**{n: np.asarray(chunk.arrays[n]) for n in GAUSSIAN_ARRAYS})
             write_gsply(self.out_dir / m.files["frames"][a], frame)
 
-    def _vertex_store(self, v: int) -> np.ndarray:
-        if self._vertices is None:
-            path = self.partial / "vertices.npy"
-            t = len(self.manifest.frame_times)
-            if path.is_file():
-                self._vertices = np.lib.format.open_memmap(path, mode="r+")
+    def _frame_file(self, v: int) -> FrameFile:
+        """Where mesh frames go: the final ``.npz`` when the header sent its layout, else a
+        ``.npy`` of ``[T, v, 3]`` (made here on the first frames)."""
+        if self._frames is None:
+            for name in (SEQUENCE_PARTIAL, VERTICES_PARTIAL):
+                if (self.partial / name).is_file():
+                    self._frames = FrameFile.reopen(self.partial / name)
+                    break
             else:
-                self._vertices = np.lib.format.open_memmap(
-                    path, mode="w+", dtype=np.float32, shape=(t, v, 3))
-        return self._vertices
+                t = len(self.manifest.frame_times)
+                self._frames = FrameFile.npy(self.partial / VERTICES_PARTIAL, (t, v, 3))
+        return self._frames
 
     def header_array(self, name: str) -> np.ndarray | None:
         path = self.partial / f"{name}.npy"
@@ -265,13 +318,20 @@ class ResultAssembler:
             )
         m = self.manifest
         if m.representation == "mesh_sequence":
-            faces = self.header_array("faces")
-            times = self.header_array("times")
-            verts = self._vertex_store(int(m.counts.get("vertices", 0)))
-            seq = MeshSequence(verts, faces, times, self.header_array("uvs"),
-                               self.header_array("colors"))
-            save_npz(seq, self.out_dir / m.files["sequence"])
-            self._vertices = None
+            target = safe_member(self.out_dir, m.files["sequence"], "sequence")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if self._frames is not None:
+                self._frames.close()
+                self._frames = None
+            if (self.partial / SEQUENCE_PARTIAL).is_file():
+                os.replace(self.partial / SEQUENCE_PARTIAL, target)
+            else:  # a server that sent no layout: rebuild the .npz from the arrays
+                verts = np.load(self.partial / VERTICES_PARTIAL, mmap_mode="r")
+                seq = MeshSequence(verts, self.header_array("faces"), self.header_array("times"),
+                                   self.header_array("uvs"), self.header_array("colors"))
+                del verts
+                save_npz(seq, target)
         write_manifest(self.out_dir, m)
+        self.close()
         shutil.rmtree(self.partial, ignore_errors=True)
         return self.out_dir

@@ -1,0 +1,110 @@
+"""A preallocated file that mesh frames are written straight into, at their final place.
+
+The client assembling a fetched result writes each received frame batch with one write at its
+offset in the final file: no memory map (whose page faults cost more than the copy), no
+flush per batch, no second pass over the data when the result completes.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .errors import FormatError
+from .npzmap import npz_member
+
+FRAME_DTYPE = np.dtype("<f4")
+
+
+class FrameFile:
+    """The region ``[offset, offset + T*V*12)`` of ``path`` holds float32 ``[T, V, 3]`` vertices
+    (C order); :meth:`write` puts frames ``[a, a+b)`` there. The file stays open until
+    :meth:`close`."""
+
+    def __init__(self, path: str | os.PathLike, offset: int, shape: tuple[int, ...]):
+        self.path = Path(path)
+        self.offset = int(offset)
+        self.shape = tuple(int(s) for s in shape)
+        self.frame_bytes = int(np.prod(self.shape[1:])) * FRAME_DTYPE.itemsize
+        self._fh = open(self.path, "r+b", buffering=0)  # noqa: SIM115 (closed by close())
+
+    @classmethod
+    def npz(cls, path: str | os.PathLike, rest: np.ndarray, data_offset: int, size: int,
+            frames: int, where: str) -> FrameFile:
+        """Create ``path``, a stored ``.npz`` of ``size`` bytes, from ``rest``: its bytes outside
+        the ``vertices`` data range ``[data_offset, data_offset + size - len(rest))`` (see
+        :func:`shared.npzmap.npz_rest`); the range is left to :meth:`write`. Checks that the file
+        really holds ``vertices`` float32 ``[frames, V, 3]`` in that range."""
+        rest = np.ascontiguousarray(rest, dtype=np.uint8).reshape(-1)
+        nbytes = size - rest.size
+        if not (0 <= data_offset <= rest.size and nbytes >= 0):
+            raise FormatError(f"{where}: a vertex range at byte {data_offset} of a {size}-byte "
+                              f"file does not fit around the {rest.size} bytes sent")
+        with open(path, "wb") as fh:
+            fh.write(memoryview(rest[:data_offset]))
+            fh.truncate(data_offset + nbytes)  # sparse where the file system allows
+            fh.seek(data_offset + nbytes)
+            fh.write(memoryview(rest[data_offset:]))
+        try:
+            member = npz_member(path, "vertices")
+        except FormatError as err:
+            raise FormatError(f"{where}: the sequence file sent is not a usable .npz ({err})"
+                              ) from None
+        if (not member.stored or member.offset != data_offset or member.nbytes != nbytes
+                or member.dtype != FRAME_DTYPE or member.fortran or len(member.shape) != 3
+                or member.shape[0] != frames or member.shape[2] != 3):
+            raise FormatError(
+                f"{where}: the sequence file's vertices are {member.dtype} "
+                f"{list(member.shape)} at byte {member.offset}; expected stored float32 "
+                f"[{frames}, V, 3] at byte {data_offset}")
+        return cls(path, data_offset, member.shape)
+
+    @classmethod
+    def npy(cls, path: str | os.PathLike, shape: tuple[int, ...]) -> FrameFile:
+        """Create ``path`` as a ``.npy`` of float32 ``shape`` whose data is still to be written
+        (sparse where the file system allows)."""
+        with open(path, "wb") as fh:
+            np.lib.format.write_array_header_1_0(
+                fh, {"descr": FRAME_DTYPE.str, "fortran_order": False, "shape": tuple(shape)})
+            offset = fh.tell()
+            fh.truncate(offset + int(np.prod(shape)) * FRAME_DTYPE.itemsize)
+        return cls(path, offset, shape)
+
+    @classmethod
+    def reopen(cls, path: str | os.PathLike) -> FrameFile:
+        """Reopen a file made by :meth:`npz` or :meth:`npy` (a resumed fetch)."""
+        path = Path(path)
+        if path.suffix == ".npz":
+            member = npz_member(path, "vertices")
+            return cls(path, member.offset, member.shape)
+        arr = np.load(path, mmap_mode="r")
+        offset, shape = arr.offset, arr.shape
+        del arr
+        return cls(path, offset, shape)
+
+    def write(self, start: int, vertices: np.ndarray) -> None:
+        """Write ``vertices`` [b, V, 3] as frames ``[start, start + b)``."""
+        if self._fh.closed:
+            raise FormatError(f"{self.path}: written after it was closed")
+        verts = np.ascontiguousarray(vertices, dtype=FRAME_DTYPE)
+        b = verts.shape[0] if verts.ndim == len(self.shape) else -1
+        if verts.shape[1:] != self.shape[1:] or not 0 <= start < start + b <= self.shape[0]:
+            raise FormatError(
+                f"{self.path.name}: frames from {start} of shape {list(verts.shape)} do not fit "
+                f"{list(self.shape)}")
+        view = memoryview(verts).cast("B")
+        self._fh.seek(self.offset + start * self.frame_bytes)  # seek + write: Windows has no pwrite
+        done = 0
+        while done < len(view):
+            done += self._fh.write(view[done:])
+
+    def close(self) -> None:
+        self._fh.close()
+
+    def __enter__(self) -> FrameFile:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
