@@ -242,9 +242,6 @@ class ResultAssembler:
             self._frames = None
         for stale in (SEQUENCE_PARTIAL, VERTICES_PARTIAL):
             (self.partial / stale).unlink(missing_ok=True)
-        for name, arr in chunk.arrays.items():
-            if name != "sequence_rest":
-                np.save(self.partial / f"{name}.npy", np.asarray(arr), allow_pickle=False)
         layout = chunk.content.get("sequence_file")
         if (manifest.representation == "mesh_sequence" and isinstance(layout, dict)
                 and "sequence_rest" in chunk.arrays):
@@ -255,6 +252,9 @@ class ResultAssembler:
             self._frames = FrameFile.npz(self.partial / SEQUENCE_PARTIAL,
                                          chunk.arrays["sequence_rest"], offset, size,
                                          len(manifest.frame_times), "result header")
+        else:  # kept to build the .npz at the end
+            for name, arr in chunk.arrays.items():
+                np.save(self.partial / f"{name}.npy", np.asarray(arr), allow_pickle=False)
         (self.partial / "manifest.json").write_text(json.dumps(manifest.to_json()))
         self._manifest = manifest
 
