@@ -9,10 +9,12 @@ outside that range (:func:`npz_rest`), then the array data written straight into
 
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
 import zipfile
 from dataclasses import dataclass
+from typing import BinaryIO
 
 import numpy as np
 
@@ -36,19 +38,20 @@ class NpzMember:
         return int(np.prod(self.shape)) * self.dtype.itemsize
 
 
-def npz_member(path: str | os.PathLike, name: str) -> NpzMember:
-    """The layout of member ``name`` (``name.npy``) of the ``.npz`` at ``path``.
+def npz_member(path: str | os.PathLike, name: str, file: BinaryIO | None = None) -> NpzMember:
+    """The layout of member ``name`` (``name.npy``) of the ``.npz`` at ``path`` (read through
+    ``file`` when given: an open, readable and seekable handle on it).
 
     Only the zip directory, the member's local header and its ``.npy`` header are read.
     """
     path = os.fspath(path)
     member = name if name.endswith(".npy") else name + ".npy"
     try:
-        with zipfile.ZipFile(path) as zf:
+        with zipfile.ZipFile(file or path) as zf:
             info = zf.getinfo(member)
             if info.compress_type != zipfile.ZIP_STORED:
                 return NpzMember(name, -1, (), np.dtype(np.uint8), False, False)
-            with open(path, "rb") as fh:
+            with open(path, "rb") if file is None else contextlib.nullcontext(file) as fh:
                 fh.seek(info.header_offset)
                 local = fh.read(30)
                 if local[:4] != b"PK\x03\x04":

@@ -43,8 +43,10 @@ from .npzmap import npz_member, npz_memmap, npz_rest
 DEFAULT_CHUNK_BYTES = 8 * 1024 * 1024
 GAUSSIAN_ARRAYS = ("means", "quats", "log_scales", "opacity_logits", "sh_dc", "sh_rest")
 DATA_ROLES = ("sequence", "frames")
-SEQUENCE_PARTIAL = "sequence.npz"  # in .partial: the final file, being filled
-VERTICES_PARTIAL = "vertices.npy"  # in .partial: frames from a server that sent no layout
+PARTIAL_LOG = ".partial"  # in a result folder being fetched: what was received
+SEQUENCE_PARTIAL = "sequence.npz"  # .partial-sequence.npz: the final file, being filled
+VERTICES_PARTIAL = "vertices.npy"  # frames from a server that sent no layout, and ...
+HEADER_PARTIAL = "header.npz"  # ... its header arrays
 
 
 @dataclass
@@ -161,31 +163,37 @@ class ResultReader:
 class ResultAssembler:
     """Rebuilds a result folder from chunks (client side), resumably.
 
-    Received chunks are logged in ``<out>/.partial/received``; :attr:`next_chunk` says where to
-    resume. Mesh frames are written straight into their place in the final ``sequence.npz``
-    (rebuilt byte for byte from the header's ``sequence_rest``; a server that does not send it
-    gets the frames in a ``.npy`` turned into the ``.npz`` at the end), Gaussian frames straight
-    to their ``.ply``, so memory stays bounded whatever the result's size. Call :meth:`close`
-    (or use ``with``) when not finishing.
+    While a fetch is unfinished, ``<out>/.partial`` logs what was received (one JSON line per
+    chunk, the header's with its manifest, each written after the chunk's data):
+    :attr:`next_chunk` says where to resume. Mesh frames are written straight into their place
+    in the final ``.npz`` (``<out>/.partial-sequence.npz`` until done), rebuilt byte for byte from
+    the header's ``sequence_rest``; from a server that does not send it, the frames go to a
+    ``.npy`` turned into the ``.npz`` at the end. Gaussian frames and attachments go straight to
+    their files. So memory stays bounded whatever the result's size, and nothing is written
+    twice. Call :meth:`close` (or use ``with``) when not finishing.
     """
 
     def __init__(self, out_dir: str | os.PathLike):
         self.out_dir = Path(out_dir)
-        self.partial = self.out_dir / ".partial"
-        if (self.partial / "state.json").exists():  # an older client's partial fetch
+        self.partial = self.out_dir / PARTIAL_LOG
+        if self.partial.is_dir():  # an older client's partial fetch: start again
             shutil.rmtree(self.partial)
-        self.partial.mkdir(parents=True, exist_ok=True)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
         self.received: set[int] = set()
         self.count: int | None = None
-        log = self.partial / "received"
-        if log.is_file():
-            for line in log.read_text().splitlines():
-                parts = line.split()
-                if len(parts) == 2 and parts[0].isdigit() and parts[1].isdigit():
-                    self.received.add(int(parts[0]))
-                    self.count = int(parts[1])
-        self._log = open(log, "a")  # noqa: SIM115 (closed by close())
         self._manifest: Manifest | None = None
+        if self.partial.is_file():
+            for line in self.partial.read_text().splitlines():
+                try:
+                    entry = json.loads(line)
+                    index, count = int(entry["chunk"]), int(entry["count"])
+                    if index == 0:
+                        self._manifest = Manifest.from_json(entry["manifest"], str(self.partial))
+                except (ValueError, KeyError, TypeError, FormatError):
+                    continue  # a line cut short when the fetch stopped
+                self.received.add(index)
+                self.count = count
+        self._log = open(self.partial, "a")  # noqa: SIM115 (closed by close())
         self._frames: FrameFile | None = None
 
     @property
@@ -202,22 +210,20 @@ class ResultAssembler:
     @property
     def manifest(self) -> Manifest:
         if self._manifest is None:
-            path = self.partial / "manifest.json"
-            if not path.is_file():
-                raise FormatError(f"{self.out_dir}: the result header (chunk 0) was not received")
-            self._manifest = Manifest.from_json(json.loads(path.read_text()), str(path))
+            raise FormatError(f"{self.out_dir}: the result header (chunk 0) was not received")
         return self._manifest
 
     def add(self, chunk: Chunk) -> None:
+        entry: dict = {"chunk": chunk.index, "count": chunk.count}
         if chunk.part == "header":
-            self._add_header(chunk)
+            entry["manifest"] = self._add_header(chunk).to_json()
         elif chunk.part == "file":
             self._add_file(chunk)
         else:
             self._add_frames(chunk)
         self.received.add(chunk.index)
         self.count = chunk.count
-        self._log.write(f"{chunk.index} {chunk.count}\n")  # after the data: resume is safe
+        self._log.write(json.dumps(entry) + "\n")  # after the data: resume is safe
         self._log.flush()
 
     def close(self) -> None:
@@ -233,15 +239,18 @@ class ResultAssembler:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def _add_header(self, chunk: Chunk) -> None:
+    def _path(self, name: str) -> Path:
+        return self.out_dir / f"{PARTIAL_LOG}-{name}"
+
+    def _add_header(self, chunk: Chunk) -> Manifest:
         manifest = chunk.manifest
         if manifest is None:
             raise FormatError("result header chunk carries no manifest")
         if self._frames is not None:
             self._frames.close()
             self._frames = None
-        for stale in (SEQUENCE_PARTIAL, VERTICES_PARTIAL):
-            (self.partial / stale).unlink(missing_ok=True)
+        for stale in (SEQUENCE_PARTIAL, VERTICES_PARTIAL, HEADER_PARTIAL):
+            self._path(stale).unlink(missing_ok=True)
         layout = chunk.content.get("sequence_file")
         if (manifest.representation == "mesh_sequence" and isinstance(layout, dict)
                 and "sequence_rest" in chunk.arrays):
@@ -249,14 +258,14 @@ class ResultAssembler:
                 offset, size = int(layout["data_offset"]), int(layout["size"])
             except (KeyError, TypeError, ValueError):
                 raise FormatError(f"result header: malformed sequence_file {layout!r}") from None
-            self._frames = FrameFile.npz(self.partial / SEQUENCE_PARTIAL,
+            self._frames = FrameFile.npz(self._path(SEQUENCE_PARTIAL),
                                          chunk.arrays["sequence_rest"], offset, size,
                                          len(manifest.frame_times), "result header")
-        else:  # kept to build the .npz at the end
-            for name, arr in chunk.arrays.items():
-                np.save(self.partial / f"{name}.npy", np.asarray(arr), allow_pickle=False)
-        (self.partial / "manifest.json").write_text(json.dumps(manifest.to_json()))
+        elif manifest.representation == "mesh_sequence":  # kept to build the .npz at the end
+            np.savez(self._path(HEADER_PARTIAL), **{k: np.asarray(v)
+                                                    for k, v in chunk.arrays.items()})
         self._manifest = manifest
+        return manifest
 
     def _add_file(self, chunk: Chunk) -> None:
         c = chunk.content
@@ -298,40 +307,48 @@ class ResultAssembler:
         ``.npy`` of ``[T, v, 3]`` (made here on the first frames)."""
         if self._frames is None:
             for name in (SEQUENCE_PARTIAL, VERTICES_PARTIAL):
-                if (self.partial / name).is_file():
-                    self._frames = FrameFile.reopen(self.partial / name)
+                if self._path(name).is_file():
+                    self._frames = FrameFile.reopen(self._path(name))
                     break
             else:
                 t = len(self.manifest.frame_times)
-                self._frames = FrameFile.npy(self.partial / VERTICES_PARTIAL, (t, v, 3))
+                self._frames = FrameFile.npy(self._path(VERTICES_PARTIAL), (t, v, 3))
         return self._frames
 
     def header_array(self, name: str) -> np.ndarray | None:
-        path = self.partial / f"{name}.npy"
-        return np.load(path, allow_pickle=False) if path.is_file() else None
+        """A header array kept for a server that sent no file layout (else None)."""
+        path = self._path(HEADER_PARTIAL)
+        if not path.is_file():
+            return None
+        with np.load(path, allow_pickle=False) as z:
+            return z[name] if name in z.files else None
 
     def finish(self) -> Path:
-        """Write the final files, then ``manifest.json``; remove ``.partial``; return the folder."""
+        """Put the final files in place, then ``manifest.json``; remove the partial state;
+        return the folder."""
         if not self.complete:
             raise FormatError(
                 f"{self.out_dir}: result incomplete, {len(self.received)} of {self.count} chunks"
             )
         m = self.manifest
+        if self._frames is not None:
+            self._frames.close()
+            self._frames = None
+        leftovers = []
         if m.representation == "mesh_sequence":
             target = safe_member(self.out_dir, m.files["sequence"], "sequence")
             target.parent.mkdir(parents=True, exist_ok=True)
-            if self._frames is not None:
-                self._frames.close()
-                self._frames = None
-            if (self.partial / SEQUENCE_PARTIAL).is_file():
-                os.replace(self.partial / SEQUENCE_PARTIAL, target)
-            else:  # a server that sent no layout: rebuild the .npz from the arrays
-                verts = np.load(self.partial / VERTICES_PARTIAL, mmap_mode="r")
+            if self._path(SEQUENCE_PARTIAL).is_file():
+                os.replace(self._path(SEQUENCE_PARTIAL), target)
+            else:  # a server that sent no layout: build the .npz from the arrays
+                verts = np.load(self._path(VERTICES_PARTIAL), mmap_mode="r")
                 seq = MeshSequence(verts, self.header_array("faces"), self.header_array("times"),
                                    self.header_array("uvs"), self.header_array("colors"))
                 del verts
                 save_npz(seq, target)
+                leftovers = [self._path(VERTICES_PARTIAL), self._path(HEADER_PARTIAL)]
         write_manifest(self.out_dir, m)
         self.close()
-        shutil.rmtree(self.partial, ignore_errors=True)
+        for path in [*leftovers, self.partial]:
+            path.unlink(missing_ok=True)
         return self.out_dir
