@@ -148,12 +148,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--frames", type=int, default=None, help="default 40; --full 100")
     ap.add_argument("--vertices", type=int, default=100_000)
     ap.add_argument("--reps", type=int, default=None,
-                    help="timed reps (after a warm-up); default 7, --full 21")
+                    help="timed reps (after a warm-up); default 15, --full 21")
     ap.add_argument("--chunk-mib", type=float, default=None,
                     help="server result chunk size in MiB (default: ServerConfig.chunk_bytes)")
     args = ap.parse_args(argv)
     frames = args.frames or (100 if args.full else 40)
-    reps = args.reps or (21 if args.full else 7)
+    reps = args.reps or (21 if args.full else 15)
 
     work = Path(tempfile.mkdtemp(prefix="anim4d_bench_transfer_"))
     ctx = zmq.Context.instance()
