@@ -3,11 +3,11 @@
 A benchmark is ``bench/<name>.py`` with a ``__main__`` block, not ``eval_*`` (evaluations write
 ``docs/results/`` and take long) and not in ``bench/lib/`` (helpers). Each runs as a subprocess
 with ``--json FILE`` (and ``--full`` when given here), its output passed through as it comes; one
-that fails, times out or writes no JSON is reported and the others still run (one that does not
-accept ``--json`` yet runs again without it, and its last printed JSON line is read). The table has one
+that fails, times out or writes no JSON is reported and the others still run. The table has one
 line per figure: bench, metric, value, anchor, ratio, target. Benchmarks that write rows (see
-``bench/lib/report.py``) give their own; for one that writes other JSON, or that does not accept
-``--json`` yet and prints a JSON line last, its numbers are listed under their keys.
+``bench/lib/report.py``) give their own; one that writes other JSON has its numbers listed under
+their keys, and one that does not accept ``--json`` yet runs again without it and its last
+printed JSON line is read.
 
 Run: ``python bench/lib/run_all.py [--full] [--only NAME ...] [--json PATH] [--timeout S]``.
 Exit status 1 when a benchmark failed or a figure missed its target.
