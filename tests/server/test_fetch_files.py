@@ -170,3 +170,17 @@ def test_frames_that_do_not_fit_the_sequence_are_refused(tmp_path):
         asm.add(chunks[0])
         with pytest.raises(FormatError, match="result chunk 1: .*do not fit"):
             asm.add(wrong)
+
+
+def test_an_older_clients_partial_folder_is_started_again(tmp_path):
+    """Before, ``.partial/`` was a folder (state.json, vertices.npy): it is discarded."""
+    src = mesh_folder(tmp_path, attach=False)
+    old = tmp_path / "out" / ".partial"
+    old.mkdir(parents=True)
+    (old / "state.json").write_text('{"received": [0, 1], "count": 4}')
+    (old / "vertices.npy").write_bytes(b"old")
+    with ResultAssembler(tmp_path / "out") as asm:
+        assert asm.next_chunk == 0
+        for chunk in ResultReader(src, chunk_bytes=4096):
+            asm.add(chunk)
+        assert_same_files(asm.finish(), src)
