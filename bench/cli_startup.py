@@ -66,8 +66,8 @@ def help_imports(env: dict[str, str]) -> list[str]:
              "with contextlib.redirect_stdout(io.StringIO()):\n"
              "    try:\n        main(['--help'])\n    except SystemExit:\n        pass\n"
              f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True,
-                         timeout=120, check=True).stdout.strip()
+    out = subprocess.run([sys.executable, "-c", probe], env=env, cwd=ROOT, capture_output=True,
+                         text=True, timeout=120, check=True).stdout.strip()
     return [m for m in out.split(",") if m]
 
 
