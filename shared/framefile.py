@@ -7,6 +7,7 @@ flush per batch, no second pass over the data when the result completes.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from pathlib import Path
@@ -119,13 +120,28 @@ class FrameFile:
 
 
 def preallocate(fh: BinaryIO, size: int) -> None:
-    """Make the file ``size`` bytes long, its blocks reserved up front where the system can
-    (``posix_fallocate`` on Linux): the frame writes then skip the file system's block
-    reservation page by page (about 1.3x faster writes measured on ext4). Elsewhere the file is
-    only extended (sparse)."""
+    """Make the file ``size`` bytes long, its blocks reserved up front where the file system can
+    (Linux ``fallocate``): the frame writes then skip the block reservation page by page (about
+    1.3x faster writes measured on ext4). Elsewhere, or where the file system cannot (NFS), the
+    file is only extended (sparse): never zeros written, as ``posix_fallocate`` would emulate."""
     fh.truncate(size)
-    if sys.platform.startswith("linux") and size > 0:
-        try:
-            os.posix_fallocate(fh.fileno(), 0, size)
-        except OSError:
-            pass  # not supported here: the sparse file does
+    fallocate = _fallocate()
+    if fallocate is not None and size > 0:
+        fallocate(fh.fileno(), 0, 0, size)  # an error (EOPNOTSUPP...) leaves the sparse file
+
+
+@functools.cache
+def _fallocate():
+    """libc's ``fallocate(fd, mode, offset, len)`` on Linux, else None."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        fn = getattr(libc, "fallocate64", None) or libc.fallocate
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = (ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64)
+    fn.restype = ctypes.c_int
+    return fn
