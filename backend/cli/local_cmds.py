@@ -8,7 +8,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from backend.server.config import DEFAULT_BIND, ServerConfig, default_data_dir
+from backend.server.defaults import DEFAULT_BIND, default_data_dir
 from shared.errors import Anim4DError, FormatError
 
 
@@ -29,6 +29,7 @@ def add_serve_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from backend.server.config import ServerConfig
     from backend.server.embedded import run_server
 
     if args.workers < 1:
