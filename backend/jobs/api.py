@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from shared import __version__
+from shared.errors import ParamError
 from shared.manifest import Manifest
 from shared.meshseq import MeshSequence, save_npz
 
@@ -31,6 +32,8 @@ class JobContext:
     """Per-job handle given to a method.
 
     ``progress(stage, fraction, message)``: ``fraction`` in [0, 1] of the whole job.
+    ``models``: ``{name: folder}`` of the models of this kind's method on this server (see
+    :mod:`backend.models.registry`); :meth:`model_folder` resolves the ``model`` parameter.
     """
 
     job_id: str
@@ -39,7 +42,16 @@ class JobContext:
     sink: ProgressSink = lambda stage, fraction, message: None
     cancelled: Callable[[], bool] = lambda: False
     min_interval: float = 0.05
+    models: dict[str, str] = field(default_factory=dict)
     _last: float = field(default=0.0, repr=False)
+
+    def model_folder(self, name: str) -> Path:
+        """The folder of model ``name``; the error names the choices, never a path."""
+        if name not in self.models:
+            have = ", ".join(self.models) or "none"
+            raise ParamError(f"this server has no model {name!r}; it has: {have}",
+                             "unknown_model")
+        return Path(self.models[name])
 
     def check_cancel(self) -> None:
         if self.cancelled():
