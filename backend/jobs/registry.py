@@ -65,10 +65,9 @@ def builtin_kinds(debug: bool = False, models: ModelRegistry | None = None) -> d
     dnf = models.for_method("dnf")
     if dnf:
         folders = tuple(models.folders("dnf").items())
-        kinds += [JobKind(dnf_jobs.reconstruct_kind(dnf), "backend.methods.dnf.jobs:run_reconstruct",
-                          folders),
-                  JobKind(dnf_jobs.fit_shape_kind(dnf), "backend.methods.dnf.jobs:run_fit_shape",
-                          folders)]
+        runner = "backend.methods.dnf.jobs:"
+        kinds += [JobKind(dnf_jobs.reconstruct_kind(dnf), runner + "run_reconstruct", folders),
+                  JobKind(dnf_jobs.fit_shape_kind(dnf), runner + "run_fit_shape", folders)]
     else:
         log.warning("no dnf model found: the dnf.* kinds are not offered")
     out = {k.name: k for k in kinds}
