@@ -54,3 +54,33 @@ def test_fit_shape_job(micro_ckpt, tmp_path):
     assert man.extra["loss_after"] < man.extra["loss_before"]
     assert (ctx.out_dir / "shape_vector.safetensors").is_file()
     assert load_npz(ctx.out_dir / "sequence.npz").frame_count == 1
+
+
+def test_stage_choices_come_from_the_stages_each_model_holds(micro_trained, tmp_path):
+    """A model saved with ``stages.safetensors`` holds a-d, one without it a and d; the kind
+    offers their union and each job checks its own model. The stages file's hash is checked."""
+    from backend.jobs.registry import builtin_kinds
+    from backend.methods.dnf.checkpoint import load_checkpoint
+    from backend.models import discover_models
+    from shared.errors import FormatError, ParamError
+
+    model = micro_trained[0]
+    full = save_checkpoint(model, tmp_path / "models" / "dnf" / "full")
+    lean = save_checkpoint(model, tmp_path / "models" / "dnf" / "lean", with_stages=False)
+    reg = discover_models(tmp_path / "models")
+    assert [(m.name, m.details["stages"]) for m in reg.for_method("dnf")] == [
+        ("tiny", ["a", "d"]), ("full", ["a", "b", "c", "d"]), ("lean", ["a", "d"])]
+    stage = builtin_kinds(models=reg)["dnf.reconstruct"].spec.param("stage")
+    assert stage.choices == ("a", "b", "c", "d")
+    assert "full: a, b, c, d" in stage.help and "lean: a, d" in stage.help
+    ctx, _ = _ctx(tmp_path, full)
+    ctx.models["lean"] = str(lean)
+    with pytest.raises(ParamError, match=r"model 'lean' has no stage 'c'; it holds a, d"):
+        run_reconstruct(ctx, {"model": "lean", "stage": "c", "resolution": 16}, [])
+    man = run_reconstruct(ctx, {"model": "micro", "stage": "c", "resolution": 16}, [])
+    assert man.params["stage"] == "c"
+    data = bytearray((full / "stages.safetensors").read_bytes())
+    data[-4] ^= 0x01
+    (full / "stages.safetensors").write_bytes(bytes(data))
+    with pytest.raises(FormatError, match=r"model 'full': stages\.safetensors: SHA-256"):
+        load_checkpoint(full, label="full")
