@@ -26,7 +26,7 @@ def _user_paths(message: str, job_dir: Path, models: dict[str, str] | None = Non
     inputs = job_dir / "inputs"
     for prefix in {str(inputs.resolve()), str(inputs)}:
         message = message.replace(prefix + os.sep, "")
-    for name, folder in (models or {}).items():
+    for name, folder in sorted((models or {}).items(), key=lambda nf: -len(nf[1])):
         for prefix in {str(Path(folder).resolve()), str(folder)}:
             message = message.replace(prefix + os.sep, f"model {name!r}: ")
             message = message.replace(prefix, f"model {name!r}")
