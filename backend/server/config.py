@@ -25,6 +25,11 @@ class ServerConfig:
     chunk_bytes: int = DEFAULT_CHUNK_BYTES
     sndhwm: int = 32
     debug_kinds: bool = False
+    models_dir: Path | None = None  # None: <data_dir>/models (see backend/models/registry.py)
+
+    @property
+    def resolved_models_dir(self) -> Path:
+        return Path(self.models_dir) if self.models_dir else Path(self.data_dir) / "models"
 
 
 def is_loopback(address: str) -> bool:

@@ -220,7 +220,8 @@ class Client:
                 server_version=str(c["server_version"]), protocol_version=str(c["protocol"]),
                 kinds=[params.KindSpec.from_json(k) for k in c["kinds"]],
                 limits=dict(c.get("limits") or {}), workers=int(c.get("workers", 1)),
-                curve=bool(c.get("curve", False)))
+                curve=bool(c.get("curve", False)),
+                models=[dict(m) for m in c.get("models") or []])
         except (KeyError, TypeError, ValueError) as err:
             raise ServerError(f"{self.address}: malformed hello reply ({err})",
                               "bad_reply") from None
