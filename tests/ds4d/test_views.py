@@ -11,7 +11,8 @@ from backend.render.cameras import intrinsics_from_fov, orbit_viewmat
 from shared.errors import FormatError, ParamError
 
 
-def _clip(T=3, S=32, box=CropBox(10.0, 20.0, 64.0)) -> Clip:
+def _clip(T=3, S=32) -> Clip:
+    box = CropBox(10.0, 20.0, 64.0)
     rgba = np.zeros((T, S, S, 4), np.float32)
     rgba[:, 8:24, 8:24] = 1
     return Clip(rgba, np.linspace(0, 1, T, dtype=np.float32), np.arange(T),

@@ -71,8 +71,14 @@ class FrameFeatures:
         return int(self.maps[0].shape[-1])
 
 
+def _is_path(model: str) -> bool:
+    p = Path(model).expanduser()
+    return p.is_absolute() or model.startswith((".", "~")) or p.exists()
+
+
 def fetch_command(model: str, folder: str | None = None) -> str:
-    repo = model if not Path(model).exists() and "/" in model else "facebook/dinov2-small"
+    """The one command that puts ``model`` (a Hugging Face id, or a folder to fill) on disk."""
+    repo = "facebook/dinov2-small" if _is_path(model) or "/" not in model else model
     dest = folder or f"models/{repo.split('/')[-1]}"
     return f"hf download {repo} --local-dir {dest}"
 
@@ -89,12 +95,13 @@ def load_dinov2(model: str, device: str | torch.device = "cpu"):
     except ImportError as e:  # pragma: no cover - transformers is a dependency
         raise ModelMissingError(f"DINOv2 needs transformers (pip install transformers): {e}") from e
     path = Path(model).expanduser()
-    looks_like_path = path.is_absolute() or model.startswith(".") or path.exists()
+    looks_like_path = _is_path(model)
     if looks_like_path:
         if not (path / "config.json").is_file():
+            cmd = fetch_command(model, str(path))
             raise ModelMissingError(
                 f"DINOv2 model not found: looked for {path / 'config.json'} (a folder written by "
-                f"save_pretrained or hf download). Fetch it with: {fetch_command(model, str(path))}")
+                f"save_pretrained or hf download). Fetch it with: {cmd}")
         where = str(path)
     else:
         from huggingface_hub.constants import HF_HUB_CACHE

@@ -86,8 +86,9 @@ class HexPlane(nn.Module):
         """Second difference along time of the planes that contain t (K-planes' smoothness)."""
         loss = 0.0
         for s in range(len(self.cfg.multires)):
-            for i, (a, b) in enumerate(PLANES):
+            for i, (_, b) in enumerate(PLANES):
                 if b == 3:  # time is the plane's height axis (dim -2)
                     g = self.grids[s * len(PLANES) + i]
-                    loss = loss + (g[..., 2:, :] - 2 * g[..., 1:-1, :] + g[..., :-2, :]).pow(2).mean()
+                    d2 = g[..., 2:, :] - 2 * g[..., 1:-1, :] + g[..., :-2, :]
+                    loss = loss + d2.pow(2).mean()
         return loss

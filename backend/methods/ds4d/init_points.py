@@ -8,9 +8,10 @@
 - :func:`hull_points`: points sampled on the hull's surface voxels (jittered), coloured by the
   mean colour of the views that see them inside their masks.
 - :func:`inflated_silhouette`: one view only: each mask pixel is lifted to the depth of the world
-  origin and pushed towards and away from the camera by a half-thickness from the mask's distance
-  transform, ``h = sqrt(2 R d - d^2)`` (d: distance to the silhouette edge, R: its maximum), which
-  turns a disk into a sphere; ``inflation`` scales it.
+  origin (its lateral position taken on that depth plane) and pushed along the optical axis
+  towards and away from the camera by a half-thickness from the mask's distance transform,
+  ``h = sqrt(2 R d - d^2)`` (d: distance to the silhouette edge, R: its maximum), which turns a
+  disk into a sphere; ``inflation`` scales it.
 """
 
 from __future__ import annotations
@@ -113,7 +114,7 @@ def inflated_silhouette(rgba: Tensor, viewmat: Tensor, K: Tensor, n_points: int,
     mask = (rgba[..., 3] > alpha_threshold).numpy()
     if mask.sum() == 0:
         raise FormatError("cannot inflate an empty silhouette: the mask shows no object")
-    dt = ndimage.distance_transform_edt(mask)
+    dt = ndimage.distance_transform_edt(mask) - 0.5  # pixel centre to the silhouette's edge
     R = float(dt.max())
     h = np.sqrt(np.clip(2 * R * dt - dt * dt, 0, None)) * inflation  # pixels
     vm, K = viewmat.double(), K.double()
@@ -128,7 +129,8 @@ def inflated_silhouette(rgba: Tensor, viewmat: Tensor, K: Tensor, n_points: int,
     side = torch.randint(0, 2, (n_points,), generator=generator).double() * 2 - 1
     footprint = z0 / float(K[0, 0])
     z = z0 + side * torch.from_numpy(h[ys[pick], xs[pick]]) * footprint
-    pc = torch.stack([(u - K[0, 2]) * z / K[0, 0], (v - K[1, 2]) * z / K[1, 1], z], -1)
+    # Lateral position on the origin's depth plane, thickness along the optical axis.
+    pc = torch.stack([(u - K[0, 2]) * z0 / K[0, 0], (v - K[1, 2]) * z0 / K[1, 1], z], -1)
     pts = (pc - vm[:3, 3]) @ vm[:3, :3]  # R^T (pc - t), row-wise
     cols = rgba[ys[pick], xs[pick], :3].float()
     return pts.float(), cols, footprint
