@@ -19,6 +19,7 @@ from backend.render.fit import FitConfig, fit_static, scene_scale_from_cameras
 from shared.errors import FormatError, ParamError
 
 RADIUS = 0.5
+CENTRE = (0.12, 0.08, -0.05)  # off the origin, so that a flipped image axis shows
 VIEWS48 = Path(__file__).resolve().parents[1] / "render" / "data" / "views48.npz"
 
 
@@ -26,17 +27,17 @@ def _sphere_views(size=64):
     az = [0.0, 60.0, 120.0, 180.0, 240.0, 300.0, 0.0]
     el = [20.0, -10.0, 20.0, -10.0, 20.0, -10.0, 80.0]
     viewmats, Ks = orbit_cameras(az, el, 2.0, 49.1, size, size)
-    # Exact masks: a pixel is inside where its centre ray passes within RADIUS of the origin.
+    # Exact masks: a pixel is inside where its centre ray passes within RADIUS of CENTRE.
     ax = torch.arange(size, dtype=torch.float64) + 0.5
     v, u = torch.meshgrid(ax, ax, indexing="ij")
+    centre = torch.tensor(CENTRE, dtype=torch.float64)
     masks = []
     for vm, K in zip(viewmats.double(), Ks.double(), strict=True):
         d = torch.stack([(u - K[0, 2]) / K[0, 0], (v - K[1, 2]) / K[1, 1], torch.ones_like(u)], -1)
         d = d @ vm[:3, :3]  # camera -> world directions (R^T d, row-wise)
         d = d / d.norm(dim=-1, keepdim=True)
-        c = -vm[:3, :3].T @ vm[:3, 3]
-        along = -(d @ c)
-        closest = c + along[..., None] * d
+        c = -vm[:3, :3].T @ vm[:3, 3] - centre  # camera centre relative to the sphere's
+        closest = c - (d @ c)[..., None] * d  # the ray's point nearest the sphere's centre
         masks.append((closest.norm(dim=-1) <= RADIUS).float())
     return torch.stack(masks), viewmats, Ks
 
@@ -44,11 +45,11 @@ def _sphere_views(size=64):
 def test_voted_hull_contains_the_sphere_and_is_bounded():
     masks, vms, Ks = _sphere_views()
     hull = carve_hull(masks, vms, Ks, HullConfig(bound=1.0, resolution=40))
-    r = hull.centres.norm(dim=-1)
+    r = (hull.centres - torch.tensor(CENTRE)).norm(dim=-1)
     # Contains: every voxel whose centre is inside the sphere (less a pixel's footprint,
     # 0.03 at this distance: mask pixels are sampled at their centres) is kept.
     assert bool(hull.occupied[r < RADIUS - 0.03].all())
-    # Bounded: the farthest kept voxel centre (measured 0.52) and the volume (measured 1.02 x
+    # Bounded: the farthest kept voxel centre (measured 0.53) and the volume (measured 1.01 x
     # the sphere's) stay close to the sphere: half a voxel diagonal is 0.043.
     far = float(r[hull.occupied].max())
     assert far < 0.55, far
@@ -59,7 +60,7 @@ def test_voted_hull_contains_the_sphere_and_is_bounded():
                       masks[..., None]], -1)
     pts, cols = hull_points(hull, rgba, vms, Ks, 500, torch.Generator().manual_seed(0))
     assert pts.shape == (500, 3) and torch.allclose(cols, torch.tensor([0.2, 0.6, 0.9]))
-    assert float(pts.norm(dim=-1).min()) > RADIUS - 3 * hull.voxel
+    assert float((pts - torch.tensor(CENTRE)).norm(dim=-1).min()) > RADIUS - 3 * hull.voxel
 
 
 def test_the_vote_survives_one_bad_mask():
@@ -67,7 +68,8 @@ def test_the_vote_survives_one_bad_mask():
     bad = masks.clone()
     bad[2, :, : 34] = 0  # view 2 lost half the object
     cfg = HullConfig(bound=1.0, resolution=32)
-    core = carve_hull(bad, vms, Ks, cfg).centres.norm(dim=-1) < RADIUS - 0.04
+    core = (carve_hull(bad, vms, Ks, cfg).centres - torch.tensor(CENTRE)).norm(dim=-1)
+    core = core < RADIUS - 0.04
     k1 = carve_hull(bad, vms, Ks, cfg).occupied
     k2 = carve_hull(bad, vms, Ks, HullConfig(bound=1.0, resolution=32, min_votes=2)).occupied
     assert not bool(k1[core].all())  # one vote cuts the sphere
