@@ -9,7 +9,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from backend.methods.ds4d.clip import InputConfig, crop_box, load_clip, pick_frames
+from backend.methods.ds4d.clip import (
+    CropBox,
+    InputConfig,
+    crop_box,
+    crop_resample,
+    load_clip,
+    pick_frames,
+)
 from backend.methods.ds4d.keying import KeyConfig, key_frames
 from backend.methods.ds4d.video_io import RawFrames, read_frames
 from shared.errors import FormatError, ParamError
@@ -84,6 +91,35 @@ def test_keying_recovers_a_disk_on_each_background():
         assert np.abs(res.rgba[masks][:, :3] * 255 - (120, 60, 200)).max() < 12
 
 
+def test_keying_mattes_antialiased_edges():
+    # A disk rendered with 8 x 8 supersampling: edge pixels are true blends with the background.
+    H = W = 48
+    ss = 8
+    yy, xx = (np.mgrid[0:H * ss, 0:W * ss] + 0.5) / ss
+    cover = ((xx - 23.3) ** 2 + (yy - 24.6) ** 2 <= 13.7 ** 2).reshape(H, ss, W, ss).mean((1, 3))
+    obj, bg = np.array([40.0, 90.0, 200.0]), np.array([255.0, 255.0, 255.0])
+    frame = np.round(cover[..., None] * obj + (1 - cover[..., None]) * bg).astype(np.uint8)
+    res = key_frames(frame[None])
+    alpha, rgb = res.rgba[0, ..., 3], res.rgba[0, ..., :3] * 255
+    # Alpha error: the uint8 rounding of the blends (measured 0.0025).
+    assert np.abs(alpha - cover).max() < 0.005, np.abs(alpha - cover).max()
+    edge = (cover > 0.1) & (cover < 0.9)
+    assert edge.sum() > 40
+    # Decontaminated: edge colours are the object's, not a blend with white (measured 2.3
+    # levels, from the rounding divided by alpha).
+    assert np.abs(rgb[edge] - obj).max() < 4, np.abs(rgb[edge] - obj).max()
+
+
+def test_keying_threshold_rises_with_the_background_noise():
+    frames, masks = _disk_frames(T=2, bg=(20, 190, 60), colour=(200, 40, 160), r=14)
+    rng = np.random.default_rng(3)
+    noisy = np.clip(frames + rng.integers(-26, 27, frames.shape), 0, 255).astype(np.uint8)
+    res = key_frames(noisy)
+    assert res.noise > 20  # the border's 99th percentile distance
+    m = res.rgba[..., 3] > 0.5
+    assert (m & masks).sum() / (m | masks).sum() > 0.95
+
+
 def test_keying_fills_holes_and_drops_specks():
     frames, masks = _disk_frames(T=1, r=14)
     frames[0, 30:33, 24:27] = 255  # a white patch inside the object (e.g. teeth)
@@ -102,6 +138,27 @@ def test_one_crop_box_keeps_the_motion():
     assert abs((xs[1] - xs[0]) - step) < 1 and abs((xs[2] - xs[1]) - step) < 1
     box = crop_box(masks, 0.8)
     assert box.side == pytest.approx((20 + 20) / 0.8)
+
+
+def test_crop_resample_is_pixel_exact():
+    rgba = np.zeros((1, 40, 40, 4), np.float32)
+    rgba[0, 12:22, 10:20] = (0.2, 0.4, 0.6, 1.0)
+    out = crop_resample(rgba, CropBox(5.0, 7.0, 20.0), 20)  # same scale: a shift by (5, 7)
+    want = np.zeros((20, 20), np.float32)
+    want[5:15, 5:15] = 1
+    assert np.abs(out[0, ..., 3] - want).max() < 1e-6
+    assert np.allclose(out[0, 5:15, 5:15, :3], (0.2, 0.4, 0.6), atol=1e-6)
+    half = crop_resample(rgba, CropBox(-10.0, -8.0, 60.0), 30)  # half size, past the image
+    want = np.zeros((30, 30), np.float32)
+    want[10:15, 10:15] = 1
+    assert np.abs(half[0, ..., 3] - want).max() < 1e-6
+    assert np.allclose(half[0, 10:15, 10:15, :3], (0.2, 0.4, 0.6), atol=1e-6)
+    # Off by one source pixel: edge pixels half covered; the colour of transparent pixels
+    # (green here) must not bleed in (premultiplied resampling).
+    rgba[0, ..., 1] = np.where(rgba[0, ..., 3] > 0, rgba[0, ..., 1], 1.0)
+    odd = crop_resample(rgba, CropBox(-9.0, -8.0, 60.0), 30)
+    assert np.allclose(odd[0, 10:15, 9, 3], 0.5, atol=1e-6)
+    assert np.allclose(odd[0, 10:15, 9, :3], (0.2, 0.4, 0.6), atol=1e-6)
 
 
 def test_pick_frames_and_mask_sequence(tmp_path):

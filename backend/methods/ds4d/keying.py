@@ -6,8 +6,9 @@ be keyed and :class:`~shared.errors.FormatError` says so), and each pixel's alph
 1 as its distance to the background colour (largest channel difference, 0-255) rises from the
 border's noise level plus ``margin`` over ``soft`` more levels. The binary mask is then cleaned:
 an opening removes specks, components much smaller than the largest are dropped, and holes are
-filled (white teeth on a white background stay). Edge colours are decontaminated (the
-background's share is removed from the colour of semi-transparent pixels).
+filled (white teeth on a white background stay). A narrow band along the mask's edge is
+matted (:func:`matte_edges`): alpha from the blend of the background and the nearest opaque
+colour, and colours decontaminated (the background's share removed), so no fringe is kept.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ class KeyConfig:
     soft: float = 24.0  # ... and reaches 1 this much further
     min_component: float = 0.02  # components smaller than this x the largest are dropped
     fill_holes: bool = True
+    edge: int = 2  # width in pixels of the band inside and outside the mask that is matted
     named_tolerance: float = 80.0  # a named background must be within this of its colour
 
 
@@ -104,16 +106,41 @@ def key_frames(frames: np.ndarray, cfg: KeyConfig | None = None) -> KeyResult:
     for t in range(frames.shape[0]):
         rgb = frames[t].astype(np.float32)
         dist = np.abs(rgb - colour).max(axis=-1)
-        alpha = np.clip((dist - lo) / max(cfg.soft, 1e-6), 0.0, 1.0)
-        keep = clean_mask(alpha > 0.5, cfg)
-        # Soft edges next to the kept mask survive; filled holes become opaque.
-        near = ndimage.binary_dilation(keep, iterations=2)
-        alpha = np.where(keep, np.where(alpha > 0.5, alpha, 1.0), alpha * near)
-        a = alpha[..., None]
-        fg = (rgb - (1.0 - a) * colour) / np.maximum(a, 1e-3)
-        out[t, ..., :3] = np.where(a > 0, np.clip(fg, 0, 255), 0) / 255.0
+        ramp = np.clip((dist - lo) / max(cfg.soft, 1e-6), 0.0, 1.0)
+        keep = clean_mask(ramp > 0.5, cfg)
+        alpha, fg = matte_edges(rgb, colour, keep, ramp, cfg)
+        out[t, ..., :3] = fg / 255.0
         out[t, ..., 3] = alpha
     return KeyResult(out, tuple(float(c) for c in colour), noise)
+
+
+def matte_edges(rgb: np.ndarray, colour: np.ndarray, keep: np.ndarray, ramp: np.ndarray,
+                cfg: KeyConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Alpha [H, W] and decontaminated colour [H, W, 3] (0-255) around a kept mask [H, W].
+
+    Pixels ``edge`` steps inside the mask are opaque, pixels farther than ``edge`` outside are
+    transparent; in the band between, each pixel is a blend of the background and the colour f
+    of the nearest opaque pixel: alpha = (c - b) . (f - b) / |f - b|^2, clipped to [0, 1] (the
+    distance ramp where f is too close to the background to tell), and the colour is
+    decontaminated, (c - (1 - alpha) b) / alpha.
+    """
+    core = ndimage.binary_erosion(keep, iterations=cfg.edge, border_value=1)
+    if not core.any():
+        core = keep
+    band = ndimage.binary_dilation(keep, iterations=cfg.edge) & ~core
+    if not core.any():  # nothing kept at all
+        return np.zeros(keep.shape, np.float32), np.zeros(rgb.shape, np.float32)
+    _, (iy, ix) = ndimage.distance_transform_edt(~core, return_indices=True)
+    f = rgb[iy, ix]
+    d = f - colour
+    n2 = (d * d).sum(-1)
+    proj = np.clip(((rgb - colour) * d).sum(-1) / np.maximum(n2, 1e-6), 0.0, 1.0)
+    a_band = np.where(n2 > (2 * cfg.margin) ** 2, proj, ramp)
+    alpha = np.where(core, 1.0, np.where(band, a_band, 0.0)).astype(np.float32)
+    a = alpha[..., None]
+    fg = np.where(a > 0.05, (rgb - (1.0 - a) * colour) / np.maximum(a, 0.05), f)
+    fg = np.where(a > 0, np.clip(fg, 0, 255), 0).astype(np.float32)
+    return alpha, fg
 
 
 def clean_mask(mask: np.ndarray, cfg: KeyConfig) -> np.ndarray:
