@@ -53,6 +53,9 @@ def test_voted_hull_contains_the_sphere_and_is_bounded():
     # the sphere's) stay close to the sphere: half a voxel diagonal is 0.043.
     far = float(r[hull.occupied].max())
     assert far < 0.55, far
+    centre, half = hull.bounds()
+    assert float((centre - torch.tensor(CENTRE)).abs().max()) < hull.voxel
+    assert abs(half - RADIUS) < hull.voxel, half
     vol = float(hull.occupied.float().sum()) * hull.voxel ** 3
     assert vol < 1.1 * 4 / 3 * np.pi * RADIUS ** 3, vol
     # Surface points with colours from the views.

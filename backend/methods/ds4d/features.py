@@ -144,8 +144,8 @@ def dinov2_grid(net, rgba: Tensor, cfg: FeatureConfig) -> Tensor:
     dev = next(net.parameters()).device
     out = []
     for i in range(0, rgba.shape[0], cfg.batch):
-        x = (_prepare(rgba[i:i + cfg.batch], grid, cfg.background)[:, :3] - mean) / std
-        h = net(pixel_values=x.to(dev)).last_hidden_state[:, skip:]
+        x = _prepare(rgba[i:i + cfg.batch].to(dev), grid, cfg.background)[:, :3]
+        h = net(pixel_values=(x - mean.to(dev)) / std.to(dev)).last_hidden_state[:, skip:]
         out.append(h.reshape(h.shape[0], grid[0], grid[1], -1).float().cpu())
     return torch.cat(out)
 
@@ -167,7 +167,7 @@ def descriptor_raw(rgba: Tensor, grid: tuple[int, int], background: float = 1.0,
     pos = theta / math.pi * bins
     lo = pos.floor().long() % bins
     w_hi = pos - pos.floor()
-    hist = torch.zeros(N, bins, *gray.shape[-2:])
+    hist = torch.zeros(N, bins, *gray.shape[-2:], device=gray.device)
     hist.scatter_add_(1, lo, mag * (1 - w_hi))  # soft binning between neighbouring bins
     hist.scatter_add_(1, (lo + 1) % bins, mag * w_hi)
     half = PATCH // 2  # 2 x 2 sub-cells of 7 x 7 pixels

@@ -5,6 +5,7 @@
   below the threshold, or (``outside_is_background``, the default, since the input crop keeps the
   whole object in frame) outside its image or behind it. A voxel is removed only where at least
   ``min_votes`` views vote background: with k > 1 one bad mask cannot cut a limb off.
+- :meth:`Hull.bounds`: centre and half-size of the hull, to normalise a supplied scene.
 - :func:`hull_points`: points sampled on the hull's surface voxels (jittered), coloured by the
   mean colour of the views that see them inside their masks.
 - :func:`inflated_silhouette`: one view only: each mask pixel is lifted to the depth of the world
@@ -45,13 +46,23 @@ class Hull:
     centres: Tensor
     voxel: float
 
+    def bounds(self) -> tuple[Tensor, float]:
+        """Centre [3] and half-size of the occupied voxels' bounding cube (to re-centre and
+        rescale a scene whose object is not at the origin in the unit cube)."""
+        if not bool(self.occupied.any()):
+            raise FormatError("the visual hull is empty: the masks and the cameras do not agree")
+        pts = self.centres[self.occupied]
+        lo, hi = pts.min(0).values, pts.max(0).values
+        return (lo + hi) / 2, float((hi - lo).max()) / 2 + self.voxel / 2
+
 
 def _lookup(masks: Tensor, uv: Tensor) -> tuple[Tensor, Tensor]:
     """Nearest-pixel alpha [V, P] of masks [V, H, W] at uv [V, P, 2] and the in-image flag."""
     V, H, W = masks.shape
     x, y = torch.floor(uv[..., 0]).long(), torch.floor(uv[..., 1]).long()
     inside = (x >= 0) & (x < W) & (y >= 0) & (y < H)
-    vals = masks[torch.arange(V)[:, None], y.clamp(0, H - 1), x.clamp(0, W - 1)]
+    vals = masks[torch.arange(V, device=masks.device)[:, None], y.clamp(0, H - 1),
+                 x.clamp(0, W - 1)]
     return vals, inside
 
 
@@ -60,14 +71,14 @@ def carve_hull(masks: Tensor, viewmats: Tensor, Ks: Tensor, cfg: HullConfig | No
     """Voted visual hull of masks [V, H, W] (alpha in [0, 1]) seen by cameras [V, 4, 4], [V, 3, 3].
     """
     cfg = cfg or HullConfig()
-    V = masks.shape[0]
+    V, dev = masks.shape[0], masks.device
     if not 1 <= cfg.min_votes <= V:
         raise ParamError(f"hull min_votes {cfg.min_votes}: accepted 1 to the number of views {V}")
     r, step = cfg.resolution, 2 * cfg.bound / cfg.resolution
-    axis = -cfg.bound + step * (torch.arange(r, dtype=torch.float32) + 0.5)
+    axis = -cfg.bound + step * (torch.arange(r, dtype=torch.float32, device=dev) + 0.5)
     centres = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), -1)
     flat = centres.reshape(-1, 3)
-    votes = torch.zeros(flat.shape[0], dtype=torch.int32)
+    votes = torch.zeros(flat.shape[0], dtype=torch.int32, device=dev)
     for i in range(0, flat.shape[0], 65536):
         uv, z = project(flat[i:i + 65536], viewmats.float(), Ks.float())
         vals, inside = _lookup(masks.float(), uv)
@@ -88,11 +99,13 @@ def hull_points(hull: Hull, images: Tensor, viewmats: Tensor, Ks: Tensor, n_poin
     if not bool(occ.any()):
         raise FormatError("the visual hull is empty: the masks and the cameras do not agree "
                           "(check the views' cameras and that every mask shows the object)")
+    occ = occ.cpu()
     interior = torch.from_numpy(ndimage.binary_erosion(occ.numpy(), border_value=0))
     surface = occ & ~interior
-    cand = hull.centres[surface]
+    cand = hull.centres.cpu()[surface]
     idx = torch.randint(0, cand.shape[0], (n_points,), generator=generator)
     pts = cand[idx] + (torch.rand(n_points, 3, generator=generator) - 0.5) * hull.voxel
+    images, viewmats, Ks = images.cpu(), viewmats.cpu(), Ks.cpu()
     uv, z = project(pts, viewmats.float(), Ks.float())
     V, H, W, _ = images.shape
     x = torch.floor(uv[..., 0]).long().clamp(0, W - 1)
@@ -111,6 +124,7 @@ def inflated_silhouette(rgba: Tensor, viewmat: Tensor, K: Tensor, n_points: int,
                         generator: torch.Generator | None = None) -> tuple[Tensor, Tensor, float]:
     """Points [n, 3], colours [n, 3] and the pixel footprint (world units at the origin's depth)
     of one view's RGBA [H, W, 4] inflated into a volume (see the module docstring)."""
+    rgba, viewmat, K = rgba.cpu(), viewmat.cpu(), K.cpu()
     mask = (rgba[..., 3] > alpha_threshold).numpy()
     if mask.sum() == 0:
         raise FormatError("cannot inflate an empty silhouette: the mask shows no object")
