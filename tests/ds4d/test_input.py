@@ -174,6 +174,37 @@ def test_pick_frames_and_mask_sequence(tmp_path):
         load_clip(fpaths, InputConfig(size=32), masks=masks[:, :40])
 
 
+def _write_video(path: Path, codec: str, pix_fmt: str, frames: np.ndarray) -> None:
+    import av
+
+    if codec not in av.codecs_available:
+        pytest.skip(f"this FFmpeg build has no {codec} encoder")
+    with av.open(str(path), "w") as c:
+        s = c.add_stream(codec, rate=8)
+        s.width, s.height, s.pix_fmt = frames.shape[2], frames.shape[1], pix_fmt
+        for f in frames:
+            for p in s.encode(av.VideoFrame.from_ndarray(f, format="rgba")):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+
+
+@pytest.mark.parametrize("name,codec,pix_fmt", [("a.webm", "libvpx-vp9", "yuva420p"),
+                                                ("a.mov", "png", "rgba"),
+                                                ("b.mov", "qtrle", "argb")])
+def test_videos_with_alpha_keep_it(tmp_path, name, codec, pix_fmt):
+    frames = np.zeros((4, 64, 64, 4), np.uint8)
+    for t in range(4):
+        frames[t, 10 + 4 * t: 40 + 4 * t, 20:50] = (200, 50, 30, 255)
+    _write_video(tmp_path / name, codec, pix_fmt, frames)
+    raw = read_frames(tmp_path / name)
+    assert raw.has_alpha and raw.pixels.shape == (4, 64, 64, 4), raw.pixels.shape
+    # Lossy VP9 blurs the edge a little: compare the mask away from it.
+    assert ((raw.pixels[..., 3] > 127) == (frames[..., 3] > 127)).mean() > 0.99
+    clip = load_clip(tmp_path / name, InputConfig(size=32, frames=None))
+    assert clip.mask_source == "alpha" and clip.fps == 8.0
+
+
 def test_error_unreadable_files(tmp_path):
     bad = tmp_path / "clip.mp4"
     bad.write_bytes(b"this is not a video" * 50)

@@ -119,8 +119,32 @@ def read_images(paths: Sequence[Path]) -> RawFrames:
     return RawFrames(np.stack(frames), names)
 
 
+def _vpx_alpha_decoder(stream) -> str | None:
+    """FFmpeg's own VP8/VP9 decoders drop the alpha of WebM files (Blender writes it as a side
+    channel, ``alpha_mode=1``); libvpx's decoders keep it."""
+    if str(stream.metadata.get("alpha_mode", stream.metadata.get("ALPHA_MODE", "0"))) != "1":
+        return None
+    name = {"vp9": "libvpx-vp9", "vp8": "libvpx"}.get(stream.codec_context.name)
+    import av
+
+    return name if name in av.codecs_available else None
+
+
+def _decode(container, stream, decoder: str | None):
+    """Frames of ``stream``, through the named decoder when given."""
+    if decoder is None:
+        yield from container.decode(stream)
+        return
+    import av
+
+    ctx = av.CodecContext.create(decoder, "r")
+    for packet in container.demux(stream):
+        yield from ctx.decode(packet if packet.size else None)
+
+
 def read_video(path: Path) -> RawFrames:
-    """Decode every frame of a video with PyAV (RGBA when the stream carries alpha)."""
+    """Decode every frame of a video with PyAV (RGBA when the stream carries alpha: QuickTime
+    PNG / Animation / ProRes 4444, WebM VP8/VP9 with alpha)."""
     try:
         import av
     except ImportError as e:  # pragma: no cover - av is a dependency
@@ -132,9 +156,10 @@ def read_video(path: Path) -> RawFrames:
                 raise FormatError(f"{path.name} holds no video stream")
             stream = container.streams.video[0]
             pix = (stream.codec_context.pix_fmt or "").lower()
-            fmt = "rgba" if pix.startswith(_ALPHA_PIX_FMTS) else "rgb24"
+            vpx_alpha = _vpx_alpha_decoder(stream)
+            fmt = "rgba" if vpx_alpha or pix.startswith(_ALPHA_PIX_FMTS) else "rgb24"
             fps = float(stream.average_rate) if stream.average_rate else None
-            for frame in container.decode(stream):
+            for frame in _decode(container, stream, vpx_alpha):
                 arr = frame.to_ndarray(format=fmt)
                 if frames and arr.shape != frames[0].shape:
                     raise FormatError(f"{path.name} frame {len(frames)} changes size "
