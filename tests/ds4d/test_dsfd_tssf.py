@@ -122,3 +122,25 @@ def test_da_with_identical_views_equals_ga():
     front = torch.cat([f[0], torch.zeros(30, 1)], -1)
     s = torch.softmax(torch.stack([fuse.final.fc(front), fuse.final.fc(pseudo)])[..., 0], 0)
     assert torch.allclose(out, s[0, :, None] * front + s[1, :, None] * pseudo, atol=1e-6)
+
+
+def test_point_feature_sampler_runs_dsfd_and_interpolates_in_time():
+    from backend.methods.ds4d.point_features import PointFeatureSampler
+
+    viewmats, Ks = orbit_cameras([0.0, 120.0], [10.0, -5.0], 2.0, 49.1, 56, 42)
+    g = torch.Generator().manual_seed(3)
+    maps = [torch.randn(4, 3, 4, 5, generator=g), torch.randn(4, 3, 4, 5, generator=g)]
+    times = torch.tensor([0.0, 0.25, 0.5, 1.0])
+    sampler = PointFeatureSampler(maps, times, viewmats, Ks, [(56, 42)] * 2)
+    pts = torch.randn(20, 3, generator=g) * 0.3
+    f, vis = sampler(pts, 0.5)
+    assert f.shape == (2, 20, 10) and sampler.dim == 10
+    want, want_vis = sample_point_features([dsfd_grid(m)[2] for m in maps], pts, viewmats, Ks,
+                                           (56, 42))
+    assert torch.allclose(f, want) and torch.equal(vis, want_vis)
+    mid, _ = sampler(pts, 0.75)  # half way between frames 2 and 3
+    f3, _ = sampler(pts, 1.0)
+    assert torch.allclose(mid, 0.5 * (f + f3), atol=1e-6)
+    f_before, _ = sampler(pts, -0.1)
+    f0, _ = sampler(pts, 0.0)
+    assert torch.equal(f_before, f0)

@@ -10,6 +10,7 @@ Modules (one job each):
 - :mod:`.features` DINOv2 patch grids (offline loader) or the weight-free descriptor;
 - :mod:`.dsfd` dynamic-static feature decoupling;
 - :mod:`.tssf` point features at projected Gaussian centres, GA and DA fusion;
+- :mod:`.point_features` per-view DSFD maps over time, sampled at centres at any time;
 - :mod:`.hexplane` the (x, y, z, t) HexPlane field; :mod:`.deformation` the deformation MLP;
 - :mod:`.init_points` voted visual hull and inflated silhouette initial points.
 """
