@@ -98,16 +98,18 @@ def test_inflated_disk_is_a_sphere():
     assert float((d - R).abs().max()) < 0.12 * R, (float(d.min()), float(d.max()), R)
     assert float(pts[:, 2].max()) > 0.8 * R and float(pts[:, 2].min()) < -0.8 * R  # two sides
     assert torch.allclose(cols, torch.tensor([1.0, 0.5, 0.0]))
-    # From a turned camera the sphere is the same (centred on the origin) and projects back
-    # onto the disk (measured 13.0 px from its centre: in perspective the near half of the
-    # sphere looks a little larger than the 12 px disk, plus the sub-pixel jitter).
+    # From a turned camera, a disk off the image centre: the points project back onto it
+    # (measured 13.0 px from its centre: in perspective the near half of the sphere looks a
+    # little larger than the 12 px disk, plus the sub-pixel jitter).
+    off = ((xx - 38) ** 2 + (yy - 27) ** 2 <= 12 ** 2).astype(np.float32)
+    rgba2 = torch.from_numpy(np.stack([off, off, off, off], -1))
     vms2, Ks2 = orbit_cameras([40.0], [25.0], 2.0, 49.1, size, size)
-    pts2, _, _ = inflated_silhouette(rgba, vms2[0], Ks2[0], 2000,
+    pts2, _, _ = inflated_silhouette(rgba2, vms2[0], Ks2[0], 2000,
                                      generator=torch.Generator().manual_seed(0))
-    assert float((pts2.norm(dim=-1) - R).abs().max()) < 0.12 * R
     pc = pts2.double() @ vms2[0, :3, :3].double().T + vms2[0, :3, 3].double()
     uv = (pc @ Ks2[0].double().T)[:, :2] / pc[:, 2:]
-    assert float(((uv - 32) ** 2).sum(-1).sqrt().max()) < 13.5
+    r_px = ((uv - torch.tensor([38.0, 27.0], dtype=torch.float64)) ** 2).sum(-1).sqrt()
+    assert float(r_px.max()) < 13.5, float(r_px.max())
     with pytest.raises(FormatError, match="empty silhouette"):
         inflated_silhouette(rgba * 0, vms[0], Ks[0], 10)
 
