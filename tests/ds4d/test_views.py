@@ -57,6 +57,8 @@ def test_supplied_views_carry_cameras_and_the_input_crop():
     assert np.allclose(vs[1].viewmat, side.viewmat)
     with pytest.raises(FormatError, match="different sizes"):
         src.stacked()
+    alone = InputViewOnly(clip, vm0, K_src, warn=False)  # the same camera convention
+    assert np.allclose(alone.views()[0].K, vs[0].K)
 
 
 def test_supplied_views_errors():

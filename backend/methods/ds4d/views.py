@@ -88,15 +88,20 @@ def default_input_camera(size: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 class InputViewOnly(ViewSource):
-    """The input view alone (warns: the unseen side will be weak)."""
+    """The input view alone (warns: the unseen side will be weak).
+
+    ``viewmat`` / ``K`` (K in *source* pixels, moved through the clip's crop): the input camera
+    when known; None: STAG4D's front orbit camera on the cropped clip.
+    """
 
     def __init__(self, clip: Clip, viewmat: np.ndarray | None = None,
                  K: np.ndarray | None = None, warn: bool = True):
         self.clip = clip
         vm, k = default_input_camera(clip.size)
+        if K is not None:
+            k = clip.box.intrinsics(_check_K("input", K), clip.size)
         self._view = View("input", clip.rgba, _check_viewmat("input", vm if viewmat is None
-                                                              else viewmat),
-                          _check_K("input", k if K is None else K))
+                                                              else viewmat), k)
         self.message = ("only the input view is available: the side of the object the camera "
                         "does not see will be weak (guessed, not reconstructed); supply more "
                         "views for a better back")
