@@ -85,10 +85,21 @@ class FitStats:
 
 
 def scene_scale_from_cameras(viewmats: Tensor) -> float:
-    """1.1 x the largest distance of a camera centre from their mean (3DGS's scene extent)."""
+    """1.1 x the largest distance of a camera centre from their mean (3DGS's scene extent).
+
+    When every camera shares one centre (a single view, or views from one point) that spread is
+    zero; the scene is then sized by the cameras' distance from the world origin (the orbit
+    target, where the object sits), and 1.0 if they sit at the origin too, so that the position
+    learning rate (proportional to the scale) is never zero.
+    """
     R = viewmats[:, :3, :3]
     centres = -(R.transpose(1, 2) @ viewmats[:, :3, 3:])[..., 0]
-    return 1.1 * float((centres - centres.mean(0)).norm(dim=-1).max())
+    spread = float((centres - centres.mean(0)).norm(dim=-1).max())
+    if spread <= 1e-6:
+        spread = float(centres.norm(dim=-1).max())
+    if spread <= 1e-6:
+        spread = 1.0
+    return 1.1 * spread
 
 
 def _as_rgba(images: Tensor | object) -> Tensor:
