@@ -9,27 +9,26 @@ gsplat is installed). Initial Gaussians come from given points, from the visual 
 or from a random ball.
 
 ``fit_static`` reports ``progress(stage, fraction, message)`` and polls ``cancelled()`` every
-step; cancelling raises :class:`backend.jobs.api.JobCancelled`.
+step; cancelling raises :class:`backend.jobs.api.JobCancelled`. The loop itself is
+:class:`~backend.render.trainer.GaussianTrainer`, which DS4D's stages share.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
-from torch import Tensor, nn
-
-from backend.jobs.api import JobCancelled
+from torch import Tensor
 
 from .dispatch import gsplat_available
 from .gaussians import Gaussians, random_ball_points, visual_hull_points
 from .losses import composite, dssim, l1, mask_loss, psnr
-from .strategy import CPUDefaultStrategy, DensifyConfig
+from .strategy import DensifyConfig
+from .trainer import GaussianTrainer, RenderOut, make_strategy
 
 Progress = Callable[[str, float, str], None]
 
@@ -139,22 +138,9 @@ def _initial_gaussians(cfg, images, viewmats, Ks, points, colors, scale, gen) ->
     raise ValueError(f"unknown init {cfg.init!r}")
 
 
-def _make_optimizers(params: dict, cfg: FitConfig, scale: float) -> dict:
-    lrs = {"means": cfg.lr_means * scale, "scales": cfg.lr_scales, "quats": cfg.lr_quats,
-           "opacities": cfg.lr_opacities, "sh0": cfg.lr_sh0, "shN": cfg.lr_shN}
-    return {k: torch.optim.Adam([{"params": [p], "lr": lrs[k], "name": k}], eps=1e-15)
-            for k, p in params.items()}
-
-
-def _gsplat_strategy(cfg: DensifyConfig):
-    from gsplat import DefaultStrategy
-
-    return DefaultStrategy(
-        prune_opa=cfg.prune_opa, grow_grad2d=cfg.grow_grad2d, grow_scale3d=cfg.grow_scale3d,
-        prune_scale3d=cfg.prune_scale3d, refine_start_iter=cfg.refine_start_iter,
-        refine_stop_iter=cfg.refine_stop_iter, refine_every=cfg.refine_every,
-        reset_every=cfg.reset_every,
-    )
+def _learning_rates(cfg: FitConfig, scale: float) -> dict[str, float]:
+    return {"means": cfg.lr_means * scale, "scales": cfg.lr_scales, "quats": cfg.lr_quats,
+            "opacities": cfg.lr_opacities, "sh0": cfg.lr_sh0, "shN": cfg.lr_shN}
 
 
 def fit_static(
@@ -200,7 +186,6 @@ def fit_static(
 def _fit(images, viewmats, Ks, init_points, init_colors, cfg, progress, cancelled, device,
          on_step):
     report = progress or (lambda stage, frac, msg: None)
-    is_cancelled = cancelled or (lambda: False)
     device = torch.device(device)
     t0 = time.monotonic()
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -213,89 +198,66 @@ def _fit(images, viewmats, Ks, init_points, init_colors, cfg, progress, cancelle
 
     report("init", 0.0, f"initialising ({cfg.init})")
     g0 = _initial_gaussians(cfg, images, viewmats, Ks, init_points, init_colors, scale, gen)
-    params = {
-        "means": g0.means, "scales": g0.log_scales, "quats": g0.quats,
-        "opacities": g0.opacity_logits, "sh0": g0.sh0, "shN": g0.shN,
-    }
-    params = {k: nn.Parameter(v.to(device)) for k, v in params.items()}
-    optimizers = _make_optimizers(params, cfg, scale)
     dcfg = cfg.densify
     if cfg.densify_until is not None:
         stop = min(dcfg.refine_stop_iter, int(cfg.densify_until * cfg.iterations))
         dcfg = dataclasses.replace(dcfg, refine_stop_iter=stop)
     use_gsplat = device.type == "cuda" and gsplat_available()
-    if use_gsplat:
-        strategy = _gsplat_strategy(dcfg)
-        strategy_state = strategy.initialize_state(scene_scale=scale)
-    else:
-        strategy = CPUDefaultStrategy(dcfg, scale, generator=gen)
+    strategy, gs_state = make_strategy(dcfg, scale, gen, device, use_gsplat)
+    trainer = GaussianTrainer(g0, _learning_rates(cfg, scale), strategy, device, gs_state)
     images_d, viewmats_d, Ks_d = images.to(device), viewmats.to(device), Ks.to(device)
-    report("init", 1.0, f"{params['means'].shape[0]} Gaussians")
+    report("init", 1.0, f"{trainer.count} Gaussians")
 
     decay = (cfg.lr_means_final / cfg.lr_means) ** (1.0 / max(1, cfg.iterations))
-    order = torch.randperm(V, generator=gen)
-    cursor, history, loss_val, done_steps, stopped = 0, [], math.nan, 0, False
-    for step in range(cfg.iterations):
-        if is_cancelled():
-            raise JobCancelled("fit_static cancelled")
-        if cfg.time_budget_s is not None and time.monotonic() - t0 > cfg.time_budget_s:
-            stopped = True
-            break
+    views = {"order": torch.randperm(V, generator=gen), "cursor": 0}
+    kw = {"packed": False} if use_gsplat else {"tile_size": cfg.tile_size, "backend": "torch"}
+
+    def render(step: int, params: dict) -> RenderOut:
         k = min(cfg.views_per_step or V, V)
-        if cursor + k > V:
-            order, cursor = torch.randperm(V, generator=gen), 0
-        idx = order[cursor : cursor + k].to(device)
-        cursor += k
+        if views["cursor"] + k > V:
+            views["order"], views["cursor"] = torch.randperm(V, generator=gen), 0
+        c = views["cursor"]
+        idx = views["order"][c : c + k].to(device)
+        views["cursor"] = c + k
         if cfg.random_background:
             bg = torch.rand(k, 3, generator=gen).to(device)
         else:
             bg = torch.zeros(k, 3, device=device)
         target = images_d[idx]
-        gt_rgb = composite(target, bg[:, None, None, :])
         sh_deg = min(cfg.sh_degree, step // max(1, cfg.sh_degree_interval))
-        g = Gaussians(params["means"], params["quats"], params["scales"], params["opacities"],
-                      params["sh0"], params["shN"])
-        kw = {"packed": False} if use_gsplat else {"tile_size": cfg.tile_size, "backend": "torch"}
-        rgb, alpha, info = g.render(viewmats_d[idx], Ks_d[idx], W, H, backgrounds=bg,
-                                    sh_degree=sh_deg, **kw)
-        if use_gsplat:
-            strategy.step_pre_backward(params, optimizers, strategy_state, step, info)
-        else:
-            strategy.step_pre_backward(info)
-        loss = (1 - cfg.ssim_lambda) * l1(rgb, gt_rgb) + cfg.ssim_lambda * dssim(rgb, gt_rgb)
-        loss = loss + cfg.mask_weight * mask_loss(alpha, target[..., 3:])
-        loss.backward()
-        for opt in optimizers.values():
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-        for group in optimizers["means"].param_groups:
-            group["lr"] *= decay
-        if use_gsplat:
-            strategy.step_post_backward(params, optimizers, strategy_state, step, info,
-                                        packed=False)
-        else:
-            strategy.step_post_backward(params, optimizers, step, info)
-        loss_val = float(loss.detach())
-        done_steps = step + 1
-        if step % cfg.progress_every == 0 or step == cfg.iterations - 1:
-            n = int(params["means"].shape[0])
-            history.append({"step": step, "loss": loss_val, "psnr": psnr(rgb, gt_rgb),
-                            "n": n, "t": time.monotonic() - t0})
-            report("fit", (step + 1) / cfg.iterations,
-                   f"step {step + 1}/{cfg.iterations} loss {loss_val:.4f} gaussians {n}")
-            if on_step is not None:
-                with torch.no_grad():
-                    on_step(step, Gaussians(params["means"], params["quats"], params["scales"],
-                                            params["opacities"], params["sh0"], params["shN"]))
-    fitted = Gaussians(
-        params["means"].detach().cpu(), params["quats"].detach().cpu(),
-        params["scales"].detach().cpu(), params["opacities"].detach().cpu(),
-        params["sh0"].detach().cpu(), params["shN"].detach().cpu(),
-    )
+        rgb, alpha, info = trainer.gaussians().render(viewmats_d[idx], Ks_d[idx], W, H,
+                                                      backgrounds=bg, sh_degree=sh_deg, **kw)
+        return RenderOut(rgb, alpha, info, {"target": target,
+                                            "gt_rgb": composite(target, bg[:, None, None, :])})
+
+    def loss(step: int, out: RenderOut) -> tuple[Tensor, dict]:
+        gt_rgb, target = out.extras["gt_rgb"], out.extras["target"]
+        value = ((1 - cfg.ssim_lambda) * l1(out.rgb, gt_rgb)
+                 + cfg.ssim_lambda * dssim(out.rgb, gt_rgb))
+        value = value + cfg.mask_weight * mask_loss(out.alpha, target[..., 3:])
+        return value, {"psnr": lambda: psnr(out.rgb, gt_rgb)}
+
+    def schedule(step: int) -> None:
+        if step > 0:  # the same float sequence as multiplying after every step
+            for group in trainer.optimizers["means"].param_groups:
+                group["lr"] *= decay
+
+    def after_step(step: int, out: RenderOut, value: float) -> None:
+        if on_step is not None and (step % cfg.progress_every == 0
+                                    or step == cfg.iterations - 1):
+            with torch.no_grad():
+                on_step(step, trainer.gaussians())
+
+    budget = None if cfg.time_budget_s is None else cfg.time_budget_s - (time.monotonic() - t0)
+    run = trainer.run(cfg.iterations, render, loss, stage="fit", schedule=schedule,
+                      progress=report, cancelled=cancelled, progress_every=cfg.progress_every,
+                      on_step=after_step, time_budget_s=budget)
+    fitted = trainer.snapshot()
     stats = FitStats(
-        iterations=done_steps, seconds=time.monotonic() - t0,
-        n_gaussians=fitted.count, final_loss=loss_val, stopped_by_budget=stopped,
-        history=history, densify_log=list(getattr(strategy, "log", [])),
+        iterations=run.steps, seconds=time.monotonic() - t0,
+        n_gaussians=fitted.count, final_loss=run.final_loss,
+        stopped_by_budget=run.stopped_by_budget, history=run.history,
+        densify_log=list(getattr(strategy, "log", [])),
     )
     report("done", 1.0, f"{fitted.count} Gaussians in {stats.seconds:.1f} s")
     return fitted, stats
