@@ -1,0 +1,106 @@
+"""DS4D training presets (``--param preset=tiny|cpu|paper``), as dataclasses.
+
+- ``tiny``: tests: a 32-pixel, 4-frame clip, a few hundred Gaussians, a few dozen steps.
+- ``cpu``: a 16-frame clip at 128 pixels on a 2-core CPU in about ten minutes (see
+  ``bench/ds4d.py`` for the measured seconds per step).
+- ``paper``: the paper's schedule with STAG4D's settings where the paper is silent (see
+  ``../shared/NOTES.md``): 10k initial Gaussians, 1,000 static steps then 6,000 with TSSF and the
+  deformation, HexPlane 64^3 x 25 x 32 channels at {1, 2, 4, 8}, MLP width 64, densification of
+  the top 2.5 % by accumulated gradient from step 1,200 to 6,000, learning rates: position
+  2e-4 -> 2e-6 (x scene scale), TSSF and deformation MLP 1.6e-4 -> 1.6e-6, grid 1.6e-3 (decayed
+  to 1.6e-5 as in 4DGS).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Literal
+
+from shared.errors import ParamError
+
+from .hexplane import HexPlaneConfig
+
+
+@dataclass
+class StageDensify:
+    """Densification of one stage, in that stage's steps (0 = off)."""
+
+    start: int = 0
+    stop: int = 0
+    every: int = 100
+    top_fraction: float = 0.025  # DS4D: the top 2.5 % by accumulated gradient
+    max_gaussians: int = 60_000
+    prune_opa: float = 0.005
+
+
+@dataclass
+class DS4DConfig:
+    name: str = "cpu"
+    # input
+    size: int = 128
+    frames: int = 16
+    # features (weight-free descriptor unless DINOv2 weights are on the server)
+    feature_backend: Literal["auto", "dinov2", "descriptor"] = "auto"
+    feature_image_size: int = 224
+    descriptor_dim: int = 32
+    tssf_mode: Literal["auto", "ga", "da"] = "auto"  # auto: DA with pseudo/other views, else GA
+    # Gaussians
+    n_init: int = 3000
+    hull_resolution: int = 48
+    init_opacity: float = 0.5
+    # schedule
+    static_steps: int = 300
+    dynamic_steps: int = 900
+    static_densify: StageDensify = field(default_factory=lambda: StageDensify(50, 250, 50))
+    dynamic_densify: StageDensify = field(default_factory=lambda: StageDensify(100, 700, 100))
+    # fields
+    hexplane: HexPlaneConfig = field(default_factory=lambda: HexPlaneConfig(
+        resolution=(32, 32, 32, 9), channels=16, multires=(1, 2)))
+    mlp_width: int = 64
+    # learning rates (x the scene scale for positions)
+    lr_position: float = 2e-4
+    lr_position_final: float = 2e-6
+    lr_deform: float = 1.6e-4
+    lr_deform_final: float = 1.6e-6
+    lr_grid: float = 1.6e-3
+    lr_grid_final: float = 1.6e-5
+    lr_scales: float = 5e-3
+    lr_quats: float = 1e-3
+    lr_opacities: float = 5e-2
+    lr_sh0: float = 2.5e-3
+    # losses
+    ssim_lambda: float = 0.2  # real view: (1 - l) L1 + l D-SSIM
+    mask_weight: float = 0.5
+    other_view_weight: float = 0.5  # the LPIPS substitute on the other views
+    tv_weight: float = 1e-4  # HexPlane total variation (all planes)
+    smooth_weight: float = 1e-3  # HexPlane second difference along time
+    # misc
+    tile_size: int | None = None
+    seed: int = 0
+    preview_every: int = 50  # steps between preview events (0: none)
+    preview_times: int = 3  # times each preview shows
+    progress_every: int = 5
+
+
+PRESETS: dict[str, DS4DConfig] = {
+    "tiny": DS4DConfig(
+        name="tiny", size=32, frames=4, feature_backend="descriptor", feature_image_size=56, descriptor_dim=8, n_init=300,
+        hull_resolution=24, static_steps=12, dynamic_steps=12,
+        static_densify=StageDensify(4, 10, 4), dynamic_densify=StageDensify(4, 10, 4),
+        hexplane=HexPlaneConfig(resolution=(8, 8, 8, 4), channels=4, multires=(1, 2)),
+        mlp_width=16, tile_size=16, preview_every=4, progress_every=1),
+    "cpu": DS4DConfig(),
+    "paper": DS4DConfig(
+        name="paper", size=256, frames=32, descriptor_dim=32, n_init=10_000,
+        hull_resolution=64, static_steps=1000, dynamic_steps=6000,
+        static_densify=StageDensify(0, 0), dynamic_densify=StageDensify(200, 5000, 100),
+        hexplane=HexPlaneConfig(), mlp_width=64, preview_every=200, progress_every=10),
+}
+
+
+def preset(name: str) -> DS4DConfig:
+    """A fresh copy of preset ``name``."""
+    if name not in PRESETS:
+        raise ParamError(f"unknown DS4D preset {name!r}; accepted: {', '.join(PRESETS)}")
+    return dataclasses.replace(PRESETS[name])
