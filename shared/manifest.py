@@ -50,6 +50,9 @@ class Manifest:
     schema: int = MANIFEST_SCHEMA
     created: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    # Cameras of the views a result was made from (video.to4d): a list of {name,
+    # world_to_camera (4x4, OpenCV axes, Y-up world), K (3x3, pixels), width, height}.
+    cameras: list[dict[str, Any]] = field(default_factory=list)
 
     def validate(self, where: str = MANIFEST_NAME) -> None:
         if self.representation not in REPRESENTATIONS:
@@ -111,6 +114,7 @@ class Manifest:
                 up_axis=str(d.get("up_axis", "Y")), units=str(d.get("units", "source")),
                 software_version=str(d.get("software_version", "")), schema=schema,
                 created=str(d.get("created", "")), extra=dict(d.get("extra") or {}),
+                cameras=list(d.get("cameras") or []),
             )
         except KeyError as err:
             raise FormatError(f"{where}: missing field {err.args[0]!r}") from None

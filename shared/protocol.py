@@ -52,7 +52,7 @@ ALLOWED_DTYPES = frozenset(
 REQUEST_TYPES = frozenset(
     ["hello", "ping", "submit", "upload", "cancel", "jobs", "job", "watch", "fetch", "delete"]
 )
-EVENT_TYPES = frozenset(["progress", "result", "done", "heartbeat", "error"])
+EVENT_TYPES = frozenset(["progress", "preview", "result", "done", "heartbeat", "error"])
 MESSAGE_TYPES = REQUEST_TYPES | EVENT_TYPES
 STATUSES = (None, "ok", "error")
 
@@ -73,6 +73,7 @@ CONTENT_SCHEMA: dict[str, dict[str, tuple[type, ...]]] = {
     "fetch": {"from_chunk": (int,)},
     "delete": {},
     "progress": {"state": (str,), "stage": (str,), "fraction": _NUM},
+    "preview": {"stage": (str,), "step": (int,), "times": (list,)},
     "result": {"chunk": (int,), "count": (int,), "part": (str,)},
     "done": {"state": (str,)},
     "heartbeat": {},

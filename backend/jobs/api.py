@@ -28,6 +28,8 @@ class JobCancelled(Exception):
 
 
 ProgressSink = Callable[[str, float, str], None]
+#: ``preview_sink(content, arrays)``: a ``preview`` event (the latest replaces older ones).
+PreviewSink = Callable[[dict, dict], None]
 
 
 @dataclass
@@ -46,6 +48,7 @@ class JobContext:
     cancelled: Callable[[], bool] = lambda: False
     min_interval: float = 0.05
     models: dict[str, str] = field(default_factory=dict)
+    preview_sink: PreviewSink = lambda content, arrays: None
     _last: float = field(default=0.0, repr=False)
 
     def source(self, job_id: str) -> Path:
@@ -81,6 +84,11 @@ class JobContext:
             raise ParamError(f"this server has no model {name!r}; it has: {have}",
                              "unknown_model")
         return Path(self.models[name])
+
+    def preview(self, content: dict, arrays: dict[str, np.ndarray]) -> None:
+        """Send a ``preview`` event (JSON ``content`` + numpy ``arrays``); a newer preview
+        replaces one a client has not received yet. Does not check for cancel."""
+        self.preview_sink(content, arrays)
 
     def check_cancel(self) -> None:
         if self.cancelled():

@@ -3,7 +3,8 @@
 A process per job isolates the server from a method's crash or out-of-memory death. Cancel is
 cooperative first (an event the method sees at its next progress step); a job still alive after
 ``cancel_grace_s`` is killed. The engine is driven by the server loop calling :meth:`poll`; it
-reports every change through ``on_change(record, event)`` with event ``progress`` or ``state``.
+reports every change through ``on_change(record, event)`` with event ``progress``, ``state`` or
+``preview`` (the latest preview of a running job is in :attr:`JobEngine.previews`).
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ class JobEngine:
         self.records: dict[str, JobRecord] = {}
         self.queue: deque[str] = deque()
         self.running: dict[str, _Running] = {}
+        self.previews: dict[str, tuple[dict, dict]] = {}  # job id -> latest (content, arrays)
         self._mp = mp.get_context("spawn")
 
     # ---- state ---------------------------------------------------------------------------
@@ -153,6 +155,9 @@ class JobEngine:
                     rec = self.records[job_id]
                     rec.stage, rec.fraction, rec.message = msg[1], float(msg[2]), msg[3]
                     self.on_change(rec, "progress")
+                elif msg[0] == "preview":
+                    self.previews[job_id] = (msg[1], msg[2])
+                    self.on_change(self.records[job_id], "preview")
                 else:
                     run.final = msg
         except (EOFError, OSError):
@@ -166,13 +171,14 @@ class JobEngine:
             try:  # a final message may still sit in the pipe
                 while run.conn.poll():
                     msg = run.conn.recv()
-                    if msg[0] != "progress":
+                    if msg[0] not in ("progress", "preview"):
                         run.final = msg
             except (EOFError, OSError):
                 pass
         run.process.join(timeout=2.0)
         run.conn.close()
         del self.running[job_id]
+        self.previews.pop(job_id, None)
         rec = self.records[job_id]
         final = run.final
         if final is None:

@@ -72,6 +72,10 @@ class Server:
         self.socket: zmq.Socket | None = None
         self.address = ""
         self.subs: dict[str, dict[bytes, str]] = {}
+        # Protocol minor of each subscriber (previews go to 1.1 peers only), and per
+        # (peer, job) the latest preview not yet sent: a newer one replaces it.
+        self.sub_minor: dict[bytes, int] = {}
+        self.pending_previews: dict[tuple[bytes, str], list] = {}
         self.streams: list[_Stream] = []
         # Replies a peer's full send queue could not take yet, per peer, in order: a peer that
         # stops reading delays only itself, and is dropped past MAX_OUTBOX messages.
@@ -135,11 +139,13 @@ class Server:
         poller.register(self.socket, zmq.POLLIN)
         try:
             while not self._stop.is_set():
-                busy = bool(self.engine.running or self.streams or self.outbox)
+                busy = bool(self.engine.running or self.streams or self.outbox
+                            or self.pending_previews)
                 if poller.poll(5 if busy else 100):
                     self._receive_some()
                 self.engine.poll(0.0)
                 self._flush_outbox()
+                self._pump_previews()
                 self._pump_streams()
                 self._heartbeat()
         finally:
@@ -215,6 +221,9 @@ class Server:
             subs.pop(identity, None)
         self.streams = [s for s in self.streams if s.identity != identity]
         self.outbox.pop(identity, None)
+        self.sub_minor.pop(identity, None)
+        for key in [k for k in self.pending_previews if k[0] == identity]:
+            del self.pending_previews[key]
 
     # ---- receiving -----------------------------------------------------------------------
     def _receive_some(self, budget: int = 64) -> None:
@@ -311,6 +320,7 @@ class Server:
         self.engine.records[job_id] = record
         self._send(identity, msg.reply(content={"job": record.info()}, job=job_id))
         self.subs.setdefault(job_id, {})[identity] = msg.id
+        self.sub_minor[identity] = msg.version[1]
         self.engine.submit(record)
 
     def _check_inputs(self, kind: JobKind, msg: Message) -> list[tuple[str, object]]:
@@ -355,6 +365,7 @@ class Server:
                                                     "job": self.engine.info(rec.id)}))
         else:
             self.subs.setdefault(rec.id, {})[identity] = msg.id
+            self.sub_minor[identity] = msg.version[1]
 
     def _on_cancel(self, identity: bytes, msg: Message) -> None:
         rec = self.engine.cancel(msg.job)
@@ -403,6 +414,18 @@ class Server:
         subs = self.subs.get(rec.id)
         if not subs:
             return
+        if event == "preview":
+            content, arrays = self.engine.previews.get(rec.id, ({}, {}))
+            for identity, req_id in subs.items():
+                if self.sub_minor.get(identity, 0) >= 1:
+                    msg = Message("preview", content, arrays, reply_to=req_id, job=rec.id,
+                                  status="ok")
+                    self.pending_previews[(identity, rec.id)] = [identity, *encode(msg)]
+            self._pump_previews()
+            return
+        if rec.terminal:  # a preview not delivered by now is stale
+            for identity in subs:
+                self.pending_previews.pop((identity, rec.id), None)
         info = self.engine.info(rec.id)
         for identity, req_id in list(subs.items()):
             progress = Message("progress", {"state": rec.state, "stage": rec.stage,
@@ -416,6 +439,15 @@ class Server:
                                              reply_to=req_id, job=rec.id, status="ok"))
         if rec.terminal:
             self.subs.pop(rec.id, None)
+
+    def _pump_previews(self) -> None:
+        """Send each pending preview once its peer has room (never queued: a later one
+        replaces it in :attr:`pending_previews`)."""
+        for key, frames in list(self.pending_previews.items()):
+            if key[0] in self.outbox:
+                continue
+            if self._send_frames(key[0], frames, False) or key[0] not in self.sub_minor:
+                self.pending_previews.pop(key, None)
 
     def _pump_streams(self) -> None:
         for stream in list(self.streams):

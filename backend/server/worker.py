@@ -1,6 +1,7 @@
 """The worker process: runs one job's method and reports back over a pipe.
 
-Messages sent to the server (tuples): ``("progress", stage, fraction, message)``, then exactly one
+Messages sent to the server (tuples): ``("progress", stage, fraction, message)`` and
+``("preview", content, arrays)`` (a method's live preview), then exactly one
 of ``("done", manifest_json)``, ``("cancelled",)`` or ``("failed", code, message)``. A worker that
 dies without sending a final message (a crash, the out-of-memory killer) is detected by the engine.
 """
@@ -47,11 +48,16 @@ def worker_main(job_id: str, runner: str, params: dict, inputs: list[str], job_d
     def sink(stage: str, fraction: float, message: str) -> None:
         conn.send(("progress", stage, fraction, message))
 
+    def preview_sink(content: dict, arrays: dict) -> None:
+        conn.send(("preview", content, arrays))
+
     ctx = JobContext(job_id=job_id, out_dir=folder / "result", work_dir=folder / "work",
-                     sink=sink, cancelled=cancel.is_set, models=dict(models or {}))
+                     sink=sink, cancelled=cancel.is_set, models=dict(models or {}),
+                     preview_sink=preview_sink)
     try:
         manifest = load_runner(runner)(ctx, params, [Path(p) for p in inputs])
-        ctx.check_cancel()
+        if "cancelled_at_step" not in manifest.extra:  # a method may stop early and keep
+            ctx.check_cancel()                         # its latest state (done, not cancelled)
         manifest.job_id = job_id
         write_manifest(ctx.out_dir, manifest)
         conn.send(("done", manifest.to_json()))

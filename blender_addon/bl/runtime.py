@@ -18,7 +18,7 @@ from ..core.client import Client
 from ..core.client_types import CurveConfig, check_address
 from ..core.jobs_state import JobsState
 from ..core.local_backend import LocalBackend
-from . import importer, kind_props, prefs
+from . import importer, kind_props, prefs, preview
 
 TICK_BUDGET_S = 0.02
 TICK_INTERVAL_S = 0.1
@@ -107,6 +107,8 @@ class Runtime:
         try:
             if event.type == "hello":
                 kind_props.ensure(self.state.kinds)
+            elif event.type == "preview":
+                preview.update_preview_object(event.data)
             elif event.type == "chunk":
                 self._stream(event.job_id).feed(event.data)
             elif event.type == "fetched":

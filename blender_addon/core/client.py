@@ -26,6 +26,7 @@ from .client_types import (
     CurveConfig,
     HelloInfo,
     JobInfo,
+    PreviewInfo,
     ProgressInfo,
     ServerError,
     VersionMismatch,
@@ -281,8 +282,11 @@ class Client:
         return upload_id
 
     def wait(self, job_id: str, on_progress: ProgressCallback | None = None,
-             cancel: Callable[[], bool] | None = None, timeout: float | None = None) -> JobInfo:
+             cancel: Callable[[], bool] | None = None, timeout: float | None = None,
+             on_preview: Callable[[PreviewInfo], None] | None = None) -> JobInfo:
         """Block until the job ends; returns its final info.
+
+        ``on_preview`` receives each ``preview`` event (a :class:`PreviewInfo`).
 
         ``cancel()`` turning true sends a cancel once. With ``timeout``, raises
         :class:`WaitTimeout` when the job is still running then (call again to go on). Raises
@@ -316,7 +320,9 @@ class Client:
                     continue  # only a slice ended; the server is alive
                 raise
             self._raise_error(msg)
-            if msg.type == "progress" and on_progress is not None:
+            if msg.type == "preview" and on_preview is not None:
+                on_preview(PreviewInfo.from_message(job_id, msg.content, msg.arrays))
+            elif msg.type == "progress" and on_progress is not None:
                 c = msg.content
                 on_progress(ProgressInfo(job_id, c["state"], c["stage"], float(c["fraction"]),
                                          str(c.get("message", "")), c.get("queue_position")))

@@ -58,6 +58,53 @@ class ProgressInfo:
     queue_position: int | None = None
 
 
+PREVIEW_ARRAYS = ("means", "quats", "log_scales", "opacity_logits", "sh_dc")
+
+
+@dataclass
+class PreviewInfo:
+    """A ``preview`` event: the same ``count`` Gaussians at each of ``times`` (seconds).
+
+    ``arrays``: ``means`` [K, N, 3], ``quats`` [K, N, 4], ``log_scales`` [K, N, 3] (per time),
+    ``opacity_logits`` [N], ``sh_dc`` [N, 3] (shared), Y-up as in a 3DGS file.
+    """
+
+    job_id: str
+    stage: str
+    step: int
+    steps: int
+    times: list[float]
+    arrays: dict[str, Any]
+
+    @classmethod
+    def from_message(cls, job_id: str, content: dict, arrays: dict) -> PreviewInfo:
+        times = [float(t) for t in content.get("times", [])]
+        missing = [k for k in PREVIEW_ARRAYS if k not in arrays]
+        if missing or not times:
+            raise ServerError(f"preview of job {job_id}: missing "
+                              f"{', '.join(missing) or 'times'}", "bad_message")
+        k, n = len(times), int(arrays["opacity_logits"].shape[0])
+        want = {"means": (k, n, 3), "quats": (k, n, 4), "log_scales": (k, n, 3),
+                "sh_dc": (n, 3)}
+        for name, shape in want.items():
+            if tuple(arrays[name].shape) != shape:
+                raise ServerError(f"preview of job {job_id}: {name} has shape "
+                                  f"{tuple(arrays[name].shape)}, expected {shape}",
+                                  "bad_message")
+        return cls(job_id, str(content.get("stage", "")), int(content.get("step", 0)),
+                   int(content.get("steps", 0)), times, dict(arrays))
+
+    @property
+    def count(self) -> int:
+        return int(self.arrays["opacity_logits"].shape[0])
+
+    def frame(self, i: int) -> dict[str, Any]:
+        """The Gaussians at ``times[i]`` as keyword arrays of a 3DGS frame."""
+        a = self.arrays
+        return {"means": a["means"][i], "quats": a["quats"][i], "log_scales": a["log_scales"][i],
+                "opacity_logits": a["opacity_logits"], "sh_dc": a["sh_dc"]}
+
+
 @dataclass
 class JobInfo:
     id: str

@@ -38,7 +38,8 @@ class Event:
 
     ``type``: ``hello`` (data: HelloInfo), ``pong`` (round-trip seconds), ``jobs`` (list of
     JobInfo), ``submitted`` (JobInfo-like dict), ``progress`` (ProgressInfo), ``job`` (JobInfo,
-    e.g. after a cancel or a wait), ``chunk`` (a result chunk), ``fetched`` (result folder Path),
+    e.g. after a cancel or a wait), ``preview`` (PreviewInfo: a running job's latest state),
+    ``chunk`` (a result chunk), ``fetched`` (result folder Path),
     ``deleted``, ``error`` (data: message text; ``code``: the error's code).
     """
 
@@ -147,7 +148,9 @@ class Worker:
                 info = self.client().wait(
                     job_id, on_progress=lambda p, j=job_id: self.events.put(
                         Event("progress", j, p, command="watch")),
-                    cancel=lambda j=job_id: j in self._cancel_requested, timeout=slice_s)
+                    cancel=lambda j=job_id: j in self._cancel_requested, timeout=slice_s,
+                    on_preview=lambda p, j=job_id: self.events.put(
+                        Event("preview", j, p, command="watch")))
             except errors.Anim4DError as err:
                 if err.code == "wait_timeout":
                     continue  # the slice ended, the job goes on
@@ -191,7 +194,8 @@ class Worker:
     def _cmd_wait(self, emit, job_id: str, timeout: float | None = None) -> None:
         info = self.client().wait(
             job_id, on_progress=lambda p: emit(Event("progress", job_id, p, command="wait")),
-            cancel=lambda: job_id in self._cancel_requested, timeout=timeout)
+            cancel=lambda: job_id in self._cancel_requested, timeout=timeout,
+            on_preview=lambda p: emit(Event("preview", job_id, p, command="wait")))
         self.active.discard(job_id)
         emit(Event("job", job_id, info, command="wait"))
 

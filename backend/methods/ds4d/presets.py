@@ -77,6 +77,7 @@ class DS4DConfig:
     smooth_weight: float = 1e-3  # HexPlane second difference along time
     # misc
     tile_size: int | None = None
+    num_threads: int | None = None  # torch CPU threads (None: leave as is; tiny: 1)
     seed: int = 0
     preview_every: int = 50  # steps between preview events (0: none)
     preview_times: int = 3  # times each preview shows
@@ -85,11 +86,11 @@ class DS4DConfig:
 
 PRESETS: dict[str, DS4DConfig] = {
     "tiny": DS4DConfig(
-        name="tiny", size=32, frames=4, feature_backend="descriptor", feature_image_size=56, descriptor_dim=8, n_init=300,
-        hull_resolution=24, static_steps=12, dynamic_steps=12,
+        name="tiny", size=32, frames=4, feature_backend="descriptor", feature_image_size=56,
+        descriptor_dim=8, n_init=300, hull_resolution=24, static_steps=12, dynamic_steps=12,
         static_densify=StageDensify(4, 10, 4), dynamic_densify=StageDensify(4, 10, 4),
         hexplane=HexPlaneConfig(resolution=(8, 8, 8, 4), channels=4, multires=(1, 2)),
-        mlp_width=16, tile_size=16, preview_every=4, progress_every=1),
+        mlp_width=16, tile_size=16, num_threads=1, preview_every=4, progress_every=1),
     "cpu": DS4DConfig(),
     "paper": DS4DConfig(
         name="paper", size=256, frames=32, descriptor_dim=32, n_init=10_000,

@@ -1,0 +1,220 @@
+"""Job kinds of DS4D (registered in ``backend/jobs/registry.py``):
+
+- ``video.to4d``: an uploaded video (or RGBA image) of a creature -> animated 4D Gaussians
+  (a ``gaussian_sequence``: one 3DGS ``.ply`` per working frame). Progress per step; a
+  ``preview`` event every ``preview_every`` steps with the current Gaussians at a few times; a
+  cancel ends the job ``done`` with the latest state and ``extra.cancelled_at_step``. The
+  manifest's ``cameras`` list the views' cameras (``input`` first) in the result's Y-up frame;
+  ``extra.state_file`` names the trained state (``ds4d_state.pt``, kept on the server, not
+  sent with the result) that ``video.resample`` reads.
+- ``video.resample``: a finished ``video.to4d`` result (a ``job`` parameter) re-evaluated at new
+  times (``floats``, seconds from the clip's first frame) through the continuous deformation
+  field, without training again; at the result's own times it reproduces its frames exactly.
+
+No pretrained weights are needed: without DINOv2 on the server the weight-free descriptor is
+used (the result's ``extra.features`` says which).
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from backend.jobs.api import JobCancelled, JobContext
+from shared.errors import JobError, ParamError
+from shared.gaussians import GaussianResultWriter
+from shared.manifest import Manifest
+from shared.params import InputSpec, KindSpec, ParamSpec
+
+if TYPE_CHECKING:  # the server imports this module for the specs: no torch at import time
+    from backend.render.gaussians import Gaussians
+
+log = logging.getLogger("anim4d.ds4d")
+TO4D = "video.to4d"
+RESAMPLE = "video.resample"
+STATE_FILE = "ds4d_state.pt"
+VIDEO_EXTENSIONS = (".mp4", ".mov", ".webm", ".mkv", ".avi", ".gif", ".png", ".webp")
+PREVIEW_MAX_GAUSSIANS = 20_000
+DEFAULT_FPS = 24.0  # image inputs have no frame rate
+PRESET_NAMES = ("tiny", "cpu", "paper")  # .presets.PRESETS (a test keeps them equal)
+
+TO4D_KIND = KindSpec(
+    name=TO4D, title="Video to 4D",
+    description="Reconstruct animated 4D Gaussians from a video of a creature (DS4D); RGBA "
+                "video: alpha is the mask, RGB: a uniform background is keyed out",
+    representation="gaussian_sequence",
+    params=(
+        ParamSpec("preset", "enum", "cpu", choices=PRESET_NAMES,
+                  help="tiny (tests), cpu (16 frames, ~10 min on 2 cores), paper"),
+        ParamSpec("frames", "int", 0, help="Working frames; 0 = the preset's", min=0,
+                  max=1000),
+        ParamSpec("steps", "int", 0, help="Dynamic-stage steps; 0 = the preset's", min=0,
+                  max=100_000),
+        ParamSpec("preview_every", "int", 0, help="Steps between previews; 0 = the preset's",
+                  min=0, max=100_000),
+        ParamSpec("seed", "int", 0, help="Random seed", min=0, max=2**31 - 1),
+    ),
+    inputs=(InputSpec("video", VIDEO_EXTENSIONS, help="The clip (RGBA, or RGB on a plain "
+                                                      "background)"),),
+    section="DS4D",
+)
+
+RESAMPLE_KIND = KindSpec(
+    name=RESAMPLE, title="Resample 4D Gaussians",
+    description="Re-evaluate a finished video.to4d result at new times (no training)",
+    representation="gaussian_sequence",
+    params=(
+        ParamSpec("source", "job", "", help="The finished video.to4d job"),
+        ParamSpec("times", "floats", (0.0,), help="Seconds from the clip's first frame, "
+                  "increasing, within the clip", min=0.0, max=1e6, max_items=10_000),
+    ),
+    section="DS4D",
+)
+
+
+def _frame_seconds(clip) -> tuple[np.ndarray, float]:
+    """(seconds of each working frame from the first, the clip's duration in seconds)."""
+    fps = float(clip.fps or DEFAULT_FPS)
+    src = np.asarray(clip.source_indices, dtype=np.float64)
+    seconds = (src - src[0]) / fps
+    return seconds, float(seconds[-1])
+
+
+def _write(ctx: JobContext, frames: list[Gaussians], seconds, kind: str, params: dict,
+           extra: dict, cameras: list[dict], seed: int | None) -> Manifest:
+    with GaussianResultWriter(ctx.out_dir, kind=kind, params=params, job_id=ctx.job_id,
+                              seed=seed, extra=extra, overwrite=True) as w:
+        for g, s in zip(frames, seconds, strict=True):
+            w.add_frame(g.to_frame(), float(s))
+    manifest = w.manifest
+    manifest.cameras = cameras
+    return manifest
+
+
+def preview_payload(stage: str, step: int, steps: int, times: list[float],
+                    frames: list[Gaussians], seconds_per_unit: float) -> tuple[dict, dict]:
+    """(content, arrays) of a ``preview`` event: the same Gaussians (at most
+    :data:`PREVIEW_MAX_GAUSSIANS`, an even subset) at each time. Arrays: ``means`` [K, N, 3],
+    ``quats`` [K, N, 4], ``log_scales`` [K, N, 3] float32 (per time), ``opacity_logits`` [N],
+    ``sh_dc`` [N, 3] float32 (shared)."""
+    n = frames[0].count
+    keep = np.arange(n) if n <= PREVIEW_MAX_GAUSSIANS else np.linspace(
+        0, n - 1, PREVIEW_MAX_GAUSSIANS).astype(np.int64)
+
+    def stack(name: str) -> np.ndarray:
+        return np.stack([getattr(f, name).numpy()[keep] for f in frames]).astype(np.float32)
+
+    content = {"stage": stage, "step": int(step), "steps": int(steps),
+               "times": [float(t) * seconds_per_unit for t in times], "count": int(len(keep)),
+               "total": int(n)}
+    arrays = {"means": stack("means"), "quats": stack("quats"),
+              "log_scales": stack("log_scales"),
+              "opacity_logits": frames[0].opacity_logits.numpy()[keep].astype(np.float32),
+              "sh_dc": frames[0].sh0[:, 0].numpy()[keep].astype(np.float32)}
+    return content, arrays
+
+
+def run_to4d(ctx: JobContext, params: dict, inputs: list[Path]) -> Manifest:
+    import torch
+
+    from .clip import InputConfig, load_clip
+    from .presets import preset
+    from .train import Scene, train
+    from .views import InputViewOnly
+
+    params = TO4D_KIND.validate_params(params)
+    if len(inputs) != 1:
+        raise ParamError(f"{TO4D}: expects exactly one video file, got {len(inputs)}")
+    cfg = preset(params["preset"])
+    cfg.seed = params["seed"]
+    if params["frames"]:
+        cfg.frames = params["frames"]
+    if params["steps"]:
+        cfg.dynamic_steps = params["steps"]
+    if params["preview_every"]:
+        cfg.preview_every = params["preview_every"]
+    if cfg.num_threads:
+        torch.set_num_threads(cfg.num_threads)
+    ctx.progress("load", 0.0, f"Reading {Path(inputs[0]).name}", force=True)
+    clip = load_clip(Path(inputs[0]), InputConfig(size=cfg.size, frames=cfg.frames))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        source = InputViewOnly(clip)
+        notes = [str(w.message) for w in caught]
+    scene = Scene.from_source(source)
+    seconds, duration = _frame_seconds(clip)
+    span = 0.05, 0.95  # of the job's progress spent training
+
+    def report(stage: str, fraction: float, message: str) -> None:
+        try:
+            ctx.progress(stage, span[0] + (span[1] - span[0]) * fraction, message)
+        except JobCancelled:
+            pass  # the trainer sees the cancel at its next step and keeps the latest state
+
+    def preview(stage, step, times, frames) -> None:
+        total = cfg.static_steps + cfg.dynamic_steps
+        ctx.preview(*preview_payload(stage, step, total, times, frames, duration))
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = train(scene, cfg, report, ctx.cancelled, preview)
+        notes += [str(w.message) for w in caught if "feature" in str(w.message).lower()]
+    ctx.sink("save", 0.96, f"Writing {clip.num_frames} frames")
+    times = [float(t) for t in scene.times]
+    frames = result.model.frames(None, times)
+    cameras = [{"name": name, "world_to_camera": scene.viewmats[v].double().tolist(),
+                "K": scene.Ks[v].double().tolist(), "width": int(scene.rgba.shape[3]),
+                "height": int(scene.rgba.shape[2])} for v, name in enumerate(scene.names)]
+    extra = {"state_file": STATE_FILE, "preset": cfg.name, "features": result.feature_kind,
+             "steps": result.steps, "duration_s": duration, "notes": notes,
+             "mask_source": clip.mask_source, "clip_times": times}
+    if result.cancelled_at_step is not None:
+        extra["cancelled_at_step"] = int(result.cancelled_at_step)
+    ctx.out_dir.mkdir(parents=True, exist_ok=True)
+    result.model.save(ctx.out_dir / STATE_FILE, {"duration_s": duration, "frame_seconds":
+                                                 [float(s) for s in seconds],
+                                                 "clip_times": times})
+    manifest = _write(ctx, frames, seconds, TO4D, params, extra, cameras, cfg.seed)
+    ctx.sink("done", 1.0, f"{len(frames)} frames, {frames[0].count} Gaussians"
+             + (f" (cancelled at step {result.cancelled_at_step})"
+                if result.cancelled_at_step is not None else ""))
+    return manifest
+
+
+def run_resample(ctx: JobContext, params: dict, inputs: list[Path]) -> Manifest:
+    from .model import DS4DModel
+
+    params = RESAMPLE_KIND.validate_params(params)
+    if inputs:
+        raise ParamError(f"{RESAMPLE}: takes no input files, got {len(inputs)}")
+    src = ctx.open_source(params["source"])
+    folder = ctx.source(params["source"])
+    state = src.manifest.extra.get("state_file")
+    if src.manifest.kind != TO4D or not state or not (folder / state).is_file():
+        raise JobError(f"job {params['source']} is a {src.manifest.kind} result without a "
+                       f"DS4D state; {RESAMPLE} takes a {TO4D} result", "bad_param")
+    ctx.progress("load", 0.1, "Loading the trained state", force=True)
+    model, meta = DS4DModel.load(folder / state)
+    duration = float(meta["duration_s"])
+    seconds = [float(s) for s in params["times"]]
+    if any(b <= a for a, b in zip(seconds, seconds[1:], strict=False)):
+        raise ParamError(f"{RESAMPLE}: times must increase, got {seconds[:8]}")
+    if seconds[-1] > duration + 1e-9:
+        raise ParamError(f"{RESAMPLE}: time {seconds[-1]:g} s is past the clip's end "
+                         f"({duration:g} s); accepted: 0 to {duration:g}")
+    # A time equal to one of the result's frames uses that frame's exact clip time.
+    known = dict(zip(meta["frame_seconds"], meta["clip_times"], strict=True))
+    unit = [known.get(s, s / duration if duration > 0 else 0.0) for s in seconds]
+    ctx.progress("evaluate", 0.3, f"Evaluating {len(unit)} times", force=True)
+    frames = model.frames(None, unit)
+    extra = {k: v for k, v in src.manifest.extra.items() if k in ("preset", "features",
+                                                                  "duration_s")}
+    extra["source_job"] = params["source"]
+    manifest = _write(ctx, frames, seconds, RESAMPLE, params, extra,
+                      list(getattr(src.manifest, "cameras", []) or []), None)
+    ctx.progress("done", 1.0, f"{len(frames)} frames")
+    return manifest
