@@ -88,6 +88,7 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)  # seconds per phase, summed
     feature_kind: str = ""
+    stage_timings: dict[str, dict[str, float]] = field(default_factory=dict)  # per stage
 
 
 def _downsample(x: Tensor, s: int) -> Tensor:
@@ -227,6 +228,7 @@ def train(
         cancelled=is_cancelled, keep_on_cancel=True, progress_every=cfg.progress_every,
         on_step=after(0, "static"), fraction=frac(0))
     history, timings = list(s1.history), dict(s1.timings)
+    stage_timings = {"static": dict(s1.timings)}
     cancelled_at = trainer.step if s1.cancelled else None
 
     # ---- dynamic stage ---------------------------------------------------------------------
@@ -255,6 +257,7 @@ def train(
             on_step=after(cfg.static_steps, "dynamic"), fraction=frac(cfg.static_steps))
         history += [{**h, "step": h["step"] + cfg.static_steps} for h in s2.history]
         timings = {k: timings.get(k, 0.0) + v for k, v in s2.timings.items()}
+        stage_timings["dynamic"] = dict(s2.timings)
         if s2.cancelled:
             cancelled_at = trainer.step
     timings["features"] = t_features
@@ -262,4 +265,4 @@ def train(
     model.to("cpu")
     model.eval()
     return TrainResult(model, trainer.step, time.monotonic() - t0, cancelled_at, history,
-                       timings, feats.kind)
+                       timings, feats.kind, stage_timings)
