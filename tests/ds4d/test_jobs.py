@@ -22,6 +22,7 @@ from shared.manifest import read_manifest
 REPO = Path(__file__).resolve().parents[2]
 DATA = Path(os.environ.get("ANIM4D_SHARED_DATA", REPO / ".." / "shared" / "data")) / "videos"
 CLIP = DATA / "cat_king_fg.mp4"
+TREX = DATA / "roaring_t-rex"  # RGBA frames 0.png ... 31.png
 pytestmark = pytest.mark.skipif(not CLIP.is_file(),
                                 reason=f"real clip absent: {CLIP} (or set $ANIM4D_SHARED_DATA)")
 ARRAYS = ("means", "quats", "log_scales", "opacity_logits", "sh_dc", "sh_rest")
@@ -92,10 +93,14 @@ def test_cli_tiny_job_then_resample_reproduces_it_exactly(served, tmp_path):
 
 
 def test_previews_arrive_and_cancel_keeps_a_usable_result(served, tmp_path):
+    """On an uploaded RGBA image sequence (alpha is the mask)."""
+    if not TREX.is_dir():
+        pytest.skip(f"real frames absent: {TREX}")
     previews, seen_dynamic = [], threading.Event()
+    frames = [TREX / f"{i}.png" for i in (14, 0, 2, 4, 6, 8, 10, 12)]  # sorted by the job
     with Client(served.address, timeout=30) as c:
         job = c.submit("video.to4d", {"preset": "tiny", "steps": 100_000, "preview_every": 3},
-                       [CLIP])
+                       frames)
 
         def on_preview(p):
             previews.append(p)
@@ -108,6 +113,8 @@ def test_previews_arrive_and_cancel_keeps_a_usable_result(served, tmp_path):
     m = read_manifest(tmp_path / "res")
     step = m.extra["cancelled_at_step"]
     assert PRESETS["tiny"].static_steps + 6 <= step < 100_000
+    # 8 images at the default 24 fps: the working frames span 7 / 24 s
+    assert m.extra["mask_source"] == "alpha" and m.frame_times[-1] == pytest.approx(7 / 24)
     seq = _frames(tmp_path / "res")
     assert seq.frame_count == PRESETS["tiny"].frames and min(seq.gaussian_counts) > 0
     assert all(np.isfinite(f.means).all() for f in seq.frames)

@@ -30,6 +30,8 @@ from shared.gaussians import GaussianResultWriter
 from shared.manifest import Manifest
 from shared.params import InputSpec, KindSpec, ParamSpec
 
+from .video_io import IMAGE_SUFFIXES, VIDEO_SUFFIXES, natural_key
+
 if TYPE_CHECKING:  # the server imports this module for the specs: no torch at import time
     from backend.render.gaussians import Gaussians
 
@@ -37,7 +39,6 @@ log = logging.getLogger("anim4d.ds4d")
 TO4D = "video.to4d"
 RESAMPLE = "video.resample"
 STATE_FILE = "ds4d_state.pt"
-VIDEO_EXTENSIONS = (".mp4", ".mov", ".webm", ".mkv", ".avi", ".gif", ".png", ".webp")
 PREVIEW_MAX_GAUSSIANS = 20_000
 DEFAULT_FPS = 24.0  # image inputs have no frame rate
 PRESET_NAMES = ("tiny", "cpu", "paper")  # .presets.PRESETS (a test keeps them equal)
@@ -58,8 +59,9 @@ TO4D_KIND = KindSpec(
                   min=0, max=100_000),
         ParamSpec("seed", "int", 0, help="Random seed", min=0, max=2**31 - 1),
     ),
-    inputs=(InputSpec("video", VIDEO_EXTENSIONS, help="The clip (RGBA, or RGB on a plain "
-                                                      "background)"),),
+    inputs=(InputSpec("video", VIDEO_SUFFIXES + IMAGE_SUFFIXES, multiple=True,
+                      help="The clip: one video, or the frames of an image sequence (in "
+                           "natural name order); RGBA, or RGB on a plain background"),),
     section="DS4D",
 )
 
@@ -74,6 +76,19 @@ RESAMPLE_KIND = KindSpec(
     ),
     section="DS4D",
 )
+
+
+def _clip_source(inputs: list[Path]) -> Path | list[Path]:
+    """One video, or image files (one or more, in natural name order)."""
+    if not inputs:
+        raise ParamError(f"{TO4D}: needs a video or the images of a sequence; got no file")
+    videos = [p for p in inputs if p.suffix.lower() in VIDEO_SUFFIXES]
+    if videos and len(inputs) > 1:
+        raise ParamError(f"{TO4D}: give one video, or image files only; got {len(inputs)} "
+                         f"files including the video {videos[0].name}")
+    if videos:
+        return inputs[0]
+    return sorted(inputs, key=natural_key)
 
 
 def _frame_seconds(clip) -> tuple[np.ndarray, float]:
@@ -127,8 +142,7 @@ def run_to4d(ctx: JobContext, params: dict, inputs: list[Path]) -> Manifest:
     from .views import InputViewOnly
 
     params = TO4D_KIND.validate_params(params)
-    if len(inputs) != 1:
-        raise ParamError(f"{TO4D}: expects exactly one video file, got {len(inputs)}")
+    source = _clip_source([Path(p) for p in inputs])
     cfg = preset(params["preset"])
     cfg.seed = params["seed"]
     if params["frames"]:
@@ -139,8 +153,8 @@ def run_to4d(ctx: JobContext, params: dict, inputs: list[Path]) -> Manifest:
         cfg.preview_every = params["preview_every"]
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
-    ctx.progress("load", 0.0, f"Reading {Path(inputs[0]).name}", force=True)
-    clip = load_clip(Path(inputs[0]), InputConfig(size=cfg.size, frames=cfg.frames))
+    ctx.progress("load", 0.0, f"Reading {len(inputs)} file(s)", force=True)
+    clip = load_clip(source, InputConfig(size=cfg.size, frames=cfg.frames))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         source = InputViewOnly(clip)
