@@ -68,7 +68,7 @@ class SlowFakeClient:
         self.submit_returned.set()
         return "job-1"
 
-    def wait(self, job_id, on_progress=None, cancel=None, timeout=None):
+    def wait(self, job_id, on_progress=None, cancel=None, timeout=None, on_preview=None):
         for i in range(self.steps):
             time.sleep(self.delay)
             if i == self.stall_at:  # a long job: it only ends by being cancelled
