@@ -68,6 +68,7 @@ def test_cli_tiny_job_then_resample_reproduces_it_exactly(served, tmp_path):
     uv = pc[:, :2] / pc[:, 2:] * K[[0, 1], [0, 1]] + K[:2, 2]
     assert np.all(pc[:, 2] > 0) and np.mean((uv >= 0) & (uv < cams[0]["width"])) > 0.95
     assert "cancelled_at_step" not in m.extra and m.extra["features"] == "descriptor"
+    assert m.extra["gaussians_correspond"] is True
     assert not (out / ds4d_jobs.STATE_FILE).exists()  # the state stays on the server
 
     job_id = m.job_id

@@ -12,5 +12,10 @@ Modules (one job each):
 - :mod:`.tssf` point features at projected Gaussian centres, GA and DA fusion;
 - :mod:`.point_features` per-view DSFD maps over time, sampled at centres at any time;
 - :mod:`.hexplane` the (x, y, z, t) HexPlane field; :mod:`.deformation` the deformation MLP;
-- :mod:`.init_points` voted visual hull and inflated silhouette initial points.
+- :mod:`.init_points` voted visual hull and inflated silhouette initial points;
+- :mod:`.presets` the ``tiny`` / ``cpu`` / ``paper`` training presets;
+- :mod:`.model` a trained model (canonical Gaussians + sampler + TSSF + deformation), frames at
+  any time, save/load;
+- :mod:`.train` the static and dynamic stages on :class:`backend.render.trainer.GaussianTrainer`;
+- :mod:`.jobs` the ``video.to4d`` and ``video.resample`` job kinds.
 """

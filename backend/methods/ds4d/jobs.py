@@ -183,7 +183,7 @@ def run_to4d(ctx: JobContext, params: dict, inputs: list[Path]) -> Manifest:
     cameras = [{"name": name, "world_to_camera": scene.viewmats[v].double().tolist(),
                 "K": scene.Ks[v].double().tolist(), "width": int(scene.rgba.shape[3]),
                 "height": int(scene.rgba.shape[2])} for v, name in enumerate(scene.names)]
-    extra = {"state_file": STATE_FILE, "preset": cfg.name, "features": result.feature_kind,
+    extra = {"gaussians_correspond": True, "state_file": STATE_FILE, "preset": cfg.name, "features": result.feature_kind,
              "steps": result.steps, "duration_s": duration, "notes": notes,
              "mask_source": clip.mask_source, "clip_times": times}
     if result.cancelled_at_step is not None:
@@ -228,6 +228,7 @@ def run_resample(ctx: JobContext, params: dict, inputs: list[Path]) -> Manifest:
     extra = {k: v for k, v in src.manifest.extra.items() if k in ("preset", "features",
                                                                   "duration_s")}
     extra["source_job"] = params["source"]
+    extra["gaussians_correspond"] = True
     manifest = _write(ctx, frames, seconds, RESAMPLE, params, extra,
                       list(getattr(src.manifest, "cameras", []) or []), None)
     ctx.progress("done", 1.0, f"{len(frames)} frames")
