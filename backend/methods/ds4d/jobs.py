@@ -183,9 +183,9 @@ def run_to4d(ctx: JobContext, params: dict, inputs: list[Path]) -> Manifest:
     cameras = [{"name": name, "world_to_camera": scene.viewmats[v].double().tolist(),
                 "K": scene.Ks[v].double().tolist(), "width": int(scene.rgba.shape[3]),
                 "height": int(scene.rgba.shape[2])} for v, name in enumerate(scene.names)]
-    extra = {"gaussians_correspond": True, "state_file": STATE_FILE, "preset": cfg.name, "features": result.feature_kind,
-             "steps": result.steps, "duration_s": duration, "notes": notes,
-             "mask_source": clip.mask_source, "clip_times": times}
+    extra = {"gaussians_correspond": True, "state_file": STATE_FILE, "preset": cfg.name,
+             "features": result.feature_kind, "steps": result.steps, "duration_s": duration,
+             "notes": notes, "mask_source": clip.mask_source, "clip_times": times}
     if result.cancelled_at_step is not None:
         extra["cancelled_at_step"] = int(result.cancelled_at_step)
     ctx.out_dir.mkdir(parents=True, exist_ok=True)
