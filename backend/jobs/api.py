@@ -49,6 +49,7 @@ class JobContext:
     min_interval: float = 0.05
     models: dict[str, str] = field(default_factory=dict)
     preview_sink: PreviewSink = lambda content, arrays: None
+    finishing_sink: Callable[[], None] = lambda: None
     _last: float = field(default=0.0, repr=False)
 
     def source(self, job_id: str) -> Path:
@@ -89,6 +90,12 @@ class JobContext:
         """Send a ``preview`` event (JSON ``content`` + numpy ``arrays``); a newer preview
         replaces one a client has not received yet. Does not check for cancel."""
         self.preview_sink(content, arrays)
+
+    def finishing(self) -> None:
+        """Say that the method saw the cancel and is saving its latest state as the result
+        (it then returns a manifest with ``extra.cancelled_at_step``): the server waits for it
+        (up to its ``finish_grace_s``) instead of killing it after the cancel grace."""
+        self.finishing_sink()
 
     def check_cancel(self) -> None:
         if self.cancelled():

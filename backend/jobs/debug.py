@@ -33,6 +33,9 @@ SLEEP = KindSpec(
         ParamSpec("ignore_cancel", "bool", False, "keep running when cancelled"),
         ParamSpec("frames", "int", 1, "frames in the result (a waving strip)", 1, 100000),
         ParamSpec("vertices", "int", 3, "vertices per frame", 3, 10_000_000),
+        ParamSpec("keep_on_cancel", "float", 0.0, "on cancel, spend this many seconds saving "
+                  "the latest state and end done (extra.cancelled_at_step); 0: end cancelled",
+                  0.0, 600.0),
     ),
 )
 CRASH = KindSpec(
@@ -88,6 +91,11 @@ def _strip(frames: int, vertices: int, fps: float = 24.0) -> MeshSequence:
 def run_sleep(ctx: JobContext, params: dict, inputs: list[Path]) -> Manifest:
     steps, seconds = params["steps"], params["seconds"]
     for i in range(steps):
+        if params["keep_on_cancel"] > 0 and ctx.cancelled():
+            ctx.finishing()
+            time.sleep(params["keep_on_cancel"])
+            return mesh_result(ctx, _strip(params["frames"], params["vertices"]), SLEEP.name,
+                               params, extra={"cancelled_at_step": i})
         if params["ignore_cancel"]:
             ctx.sink("sleeping", i / steps, "ignoring cancel")
         else:

@@ -2,9 +2,10 @@
 
 A process per job isolates the server from a method's crash or out-of-memory death. Cancel is
 cooperative first (an event the method sees at its next progress step); a job still alive after
-``cancel_grace_s`` is killed. The engine is driven by the server loop calling :meth:`poll`; it
-reports every change through ``on_change(record, event)`` with event ``progress``, ``state`` or
-``preview`` (the latest preview of a running job is in :attr:`JobEngine.previews`).
+``cancel_grace_s`` is killed, unless it said it is saving its latest state as the result
+(``finishing``), which gives it ``finish_grace_s`` more. The engine is driven by the server loop
+calling :meth:`poll`; it reports every change through ``on_change(record, event)`` with event
+``progress``, ``state`` or ``preview`` (a running job's latest is in :attr:`JobEngine.previews`).
 """
 
 from __future__ import annotations
@@ -55,15 +56,18 @@ class _Running:
     cancel: object
     cancel_at: float | None = None
     final: tuple | None = None
+    finishing: bool = False
 
 
 class JobEngine:
     def __init__(self, store: JobStore, kinds: dict[str, JobKind], workers: int = 1,
-                 cancel_grace_s: float = 5.0, on_change: ChangeHook | None = None):
+                 cancel_grace_s: float = 5.0, on_change: ChangeHook | None = None,
+                 finish_grace_s: float = 300.0):
         self.store = store
         self.kinds = kinds
         self.workers = max(1, workers)
         self.cancel_grace_s = cancel_grace_s
+        self.finish_grace_s = finish_grace_s
         self.on_change: ChangeHook = on_change or (lambda rec, ev: None)
         self.records: dict[str, JobRecord] = {}
         self.queue: deque[str] = deque()
@@ -155,6 +159,10 @@ class JobEngine:
                     rec = self.records[job_id]
                     rec.stage, rec.fraction, rec.message = msg[1], float(msg[2]), msg[3]
                     self.on_change(rec, "progress")
+                elif msg[0] == "finishing":
+                    if run.cancel_at is not None and not run.finishing:
+                        run.finishing = True
+                        run.cancel_at = time.monotonic() + self.finish_grace_s
                 elif msg[0] == "preview":
                     self.previews[job_id] = (msg[1], msg[2])
                     self.on_change(self.records[job_id], "preview")
@@ -171,7 +179,7 @@ class JobEngine:
             try:  # a final message may still sit in the pipe
                 while run.conn.poll():
                     msg = run.conn.recv()
-                    if msg[0] not in ("progress", "preview"):
+                    if msg[0] not in ("progress", "preview", "finishing"):
                         run.final = msg
             except (EOFError, OSError):
                 pass

@@ -1,7 +1,8 @@
 """The worker process: runs one job's method and reports back over a pipe.
 
 Messages sent to the server (tuples): ``("progress", stage, fraction, message)`` and
-``("preview", content, arrays)`` (a method's live preview), then exactly one
+``("preview", content, arrays)`` (a method's live preview), ``("finishing",)`` (the method saw
+a cancel and is saving its latest state), then exactly one
 of ``("done", manifest_json)``, ``("cancelled",)`` or ``("failed", code, message)``. A worker that
 dies without sending a final message (a crash, the out-of-memory killer) is detected by the engine.
 """
@@ -53,7 +54,7 @@ def worker_main(job_id: str, runner: str, params: dict, inputs: list[str], job_d
 
     ctx = JobContext(job_id=job_id, out_dir=folder / "result", work_dir=folder / "work",
                      sink=sink, cancelled=cancel.is_set, models=dict(models or {}),
-                     preview_sink=preview_sink)
+                     preview_sink=preview_sink, finishing_sink=lambda: conn.send(("finishing",)))
     try:
         manifest = load_runner(runner)(ctx, params, [Path(p) for p in inputs])
         if "cancelled_at_step" not in manifest.extra:  # a method may stop early and keep

@@ -89,6 +89,19 @@ def test_job_ignoring_cancel_is_killed_after_grace(client):
     assert 0.9 < time.monotonic() - t0 < 8  # the grace period is 1 s
 
 
+def test_job_saving_its_latest_state_on_cancel_ends_done_past_the_grace(client, tmp_path):
+    # it says "finishing" and spends 2.5 s saving: more than the 1 s cancel grace
+    job = client.submit("debug.sleep", {"seconds": 60, "steps": 600, "keep_on_cancel": 2.5})
+    wait_state(client, job, "running")
+    time.sleep(0.3)
+    client.cancel(job)
+    info = client.wait(job)
+    assert info.state == "done", info
+    assert info.result["extra"]["cancelled_at_step"] >= 0
+    client.fetch(job, tmp_path / "res")  # the result imports like any other
+    assert (tmp_path / "res" / "manifest.json").is_file()
+
+
 def test_crashing_worker_fails_the_job_and_the_server_serves_on(client):
     job = client.submit("debug.crash", {"after": 0.0})
     info = client.wait(job)

@@ -169,13 +169,19 @@ def run_to4d(ctx: JobContext, params: dict, inputs: list[Path]) -> Manifest:
         except JobCancelled:
             pass  # the trainer sees the cancel at its next step and keeps the latest state
 
+    def cancelled() -> bool:
+        if ctx.cancelled():
+            ctx.finishing()  # the server waits while the latest state is saved
+            return True
+        return False
+
     def preview(stage, step, times, frames) -> None:
         total = cfg.static_steps + cfg.dynamic_steps
         ctx.preview(*preview_payload(stage, step, total, times, frames, duration))
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        result = train(scene, cfg, report, ctx.cancelled, preview)
+        result = train(scene, cfg, report, cancelled, preview)
         notes += [str(w.message) for w in caught if "feature" in str(w.message).lower()]
     ctx.sink("save", 0.96, f"Writing {clip.num_frames} frames")
     times = [float(t) for t in scene.times]
