@@ -22,11 +22,22 @@ from render_helpers import seeds_for_this_run  # noqa: E402
 SEEDS, SEED_SOURCE = seeds_for_this_run()
 
 
-def pytest_report_header(config):
+def _seed_line() -> str:
     if SEED_SOURCE == "fuzz":
-        return [f"fresh seeds (ANIM4D_FUZZ={len(SEEDS)}; replay one with ANIM4D_SEED=<seed>): "
-                + " ".join(map(str, SEEDS))]
-    return [f"render test seeds ({SEED_SOURCE}): " + " ".join(map(str, SEEDS))]
+        return (f"render tests ran {len(SEEDS)} fresh seeds (ANIM4D_FUZZ; replay one with "
+                f"ANIM4D_SEED=<seed>, add failures to tests/regression_seeds.txt): "
+                + " ".join(map(str, SEEDS)))
+    return f"render test seeds ({SEED_SOURCE}): " + " ".join(map(str, SEEDS))
+
+
+def pytest_report_header(config):
+    return [_seed_line()]
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Fuzz runs print their seeds at the end too (the header is hidden under ``-q``)."""
+    if SEED_SOURCE == "fuzz":
+        terminalreporter.write_line(_seed_line())
 
 
 def pytest_generate_tests(metafunc):

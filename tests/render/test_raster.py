@@ -15,6 +15,7 @@ those of a loss that ignores the left-out pixels, compared Gaussian by Gaussian.
 from __future__ import annotations
 
 import math
+import sys
 
 import pytest
 import torch
@@ -393,17 +394,34 @@ def test_bad_arguments_are_explained():
 
 
 def test_cuda_without_gsplat_is_a_clear_error(monkeypatch):
+    """gsplat missing (an import that fails, as on a machine without it): the error says so.
+
+    ``sys.modules["gsplat"] = None`` makes ``from gsplat import ...`` raise ImportError whether or
+    not gsplat is installed, so the real import path of the dispatch runs; the check for gsplat
+    comes before the one for CUDA tensors, so CPU tensors reach it too.
+    """
+    monkeypatch.setitem(sys.modules, "gsplat", None)
     dispatch_mod._gsplat_rasterization.cache_clear()
+    try:
+        scene = random_scene(2, n=10, cameras=1)
+        p = leaf_params(scene)
+        with pytest.raises(RasterizerUnavailable) as info:
+            _ours(scene, p, backend="gsplat")
+        msg = str(info.value)
+        assert "needs the gsplat package" in msg and "pip install -e '.[cuda]'" in msg, msg
+        assert "backend='torch'" in msg, msg  # and what to do instead
+        assert not dispatch_mod.gsplat_available()
+    finally:
+        dispatch_mod._gsplat_rasterization.cache_clear()
+    assert RasterizerUnavailable.code == "rasterizer_unavailable"
 
-    def broken_import(*args, **kwargs):
-        raise RasterizerUnavailable("CUDA rendering needs the gsplat package (pip install gsplat)")
 
-    monkeypatch.setattr(dispatch_mod, "_gsplat_rasterization", broken_import)
+def test_gsplat_backend_on_cpu_tensors_is_a_clear_error(monkeypatch):
+    """With gsplat importable, backend='gsplat' on CPU tensors names the device."""
+    monkeypatch.setattr(dispatch_mod, "_gsplat_rasterization", lambda: None)
     scene = random_scene(2, n=10, cameras=1)
-    p = leaf_params(scene)
-    with pytest.raises(RasterizerUnavailable, match="gsplat"):
-        _ours(scene, p, backend="gsplat")
-    assert dispatch_mod.RasterizerUnavailable.code == "rasterizer_unavailable"
+    with pytest.raises(RasterizerUnavailable, match="needs CUDA tensors, got means on cpu"):
+        _ours(scene, leaf_params(scene), backend="gsplat")
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
