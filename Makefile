@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install demo test lint addon bench clean
+.PHONY: install demo test fuzz lint addon bench clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; v = sys.version_info[:2]; sys.exit(0 if v == (3, 11) else \
@@ -31,6 +31,11 @@ lint: install
 
 test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Fresh random seeds (printed; replay one with ANIM4D_SEED=<seed> and add it to
+# tests/regression_seeds.txt) and large hypothesis profiles, on request only.
+fuzz: install
+	ANIM4D_FUZZ=$${ANIM4D_FUZZ:-200} $(BIN)/python -m pytest tests/render/test_raster.py tests/server/test_fuzz.py -p no:randomly
 
 addon: install
 	$(BIN)/python -m blender_addon.build
