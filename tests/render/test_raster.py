@@ -26,11 +26,12 @@ from backend.render import dispatch as dispatch_mod
 from backend.render.reference import composite_literal, near_edges, project_dense, render_dense
 from backend.render.sh import rgb_to_sh0, sh_basis, sh_to_rgb
 
-# Float32 path vs float64 reference, pixels away from the edges. Measured on seeds 0-49 (random,
+# Float32 path vs float64 reference, pixels away from the edges. Measured on seeds 0-39 (random,
 # opaque and antialiased scenes): worst case and, in brackets, the median of each seed's worst.
 FWD_TOL = 1e-5  # largest error of any pixel, colour or alpha: 2.2e-6 (1e-6)
-GRAD_TOL = 5e-4  # render_helpers.grad_err, worst Gaussian of any parameter: 1.4e-4 (2e-5)
-EDGE_FRACTION = 0.05  # pixels left out: up to 1.7e-2 in the opaque scene, 3e-4 (0 to 1.6e-3) else
+GRAD_TOL = 3e-4  # render_helpers.grad_err, worst Gaussian of any parameter: 7.1e-5 (2e-5)
+EDGE_FRACTION = 0.05  # pixels left out: opaque scene 3.6e-2 (2.4e-2), others 1.3e-3 (3e-4)
+ED_TOL = 2e-6  # expected depth x alpha, in units of the largest depth (see test_expected_depth)
 
 
 def _reference(scene, params=None, **kw):
@@ -166,14 +167,14 @@ def test_expected_depth(seed):
     assert max_err(c[..., :3], ref_c[..., :3], keep) < FWD_TOL, seed
     # ED = accumulated depth / alpha: its error grows like 1 / alpha where a pixel is nearly
     # empty, so compare ED * alpha_ref (the accumulated depth, conditioned like the colours) in
-    # units of the largest depth. Measured 1.1e-6 worst on seeds 0-49.
+    # units of the largest depth. Measured on seeds 0-39: worst 4.2e-7 (median 2.5e-7).
     zmax = float(depth.abs().max())
     ed_acc = c[..., 3:].detach().double() * ref_a
-    assert max_err(ed_acc, ref_c[..., 3:], keep) < FWD_TOL * zmax, seed
+    assert max_err(ed_acc, ref_c[..., 3:], keep) < ED_TOL * zmax, seed
     empty = (ref_a[..., 0] == 0) & keep
     assert (c[..., 3][empty] == 0).all(), seed  # empty pixels: depth 0, not NaN
     d, _, _ = _ours(scene, p, render_mode="ED")
-    assert max_err(d, c[..., 3:]) < 1e-5 * zmax, seed
+    assert max_err(d, c[..., 3:]) < ED_TOL * zmax, seed  # same pixels, 3 fewer channels: 2.4e-7
 
 
 def test_tile_size_and_block_budget_do_not_change_results(seed):
