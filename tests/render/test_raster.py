@@ -197,7 +197,15 @@ def test_tile_size_and_block_budget_do_not_change_results(seed):
 
 
 def test_batched_cameras_equal_one_by_one(seed):
+    """Three cameras at once render what each renders alone (catches cross-camera indexing).
+
+    Not bit for bit: with three times the tiles the compositing blocks are cut differently, so
+    float32 rounding differs (measured up to 1.3e-6) and a pixel near an edge may flip (seed
+    4254986196: one pixel 1.2e-3 in alpha, near the T = 1e-4 stop). Both results are within
+    FWD_TOL of float64 away from the edges, so they are compared there, by the worst pixel.
+    """
     scene = random_scene(seed, n=200, cameras=3)
+    keep = _smooth_pixels(scene, seed)
     p = leaf_params(scene)
     c, a, _ = _ours(scene, p, backgrounds=scene["backgrounds"].float())
     for i in range(3):
@@ -206,7 +214,9 @@ def test_batched_cameras_equal_one_by_one(seed):
             scene["viewmats"][i : i + 1].float(), scene["Ks"][i : i + 1].float(),
             scene["width"], scene["height"], backgrounds=scene["backgrounds"][i : i + 1].float(),
         )
-        assert torch.allclose(ci[0], c[i], atol=1e-6) and torch.allclose(ai[0], a[i], atol=1e-6)
+        k = keep[i : i + 1]
+        assert max_err(ci, c[i : i + 1], k) < FWD_TOL, (seed, i, max_err(ci, c[i : i + 1], k))
+        assert max_err(ai, a[i : i + 1], k) < FWD_TOL, (seed, i, max_err(ai, a[i : i + 1], k))
 
 
 def test_float64_path_is_exact(seed):
