@@ -37,15 +37,17 @@ def test_stored_views_are_what_the_script_promises():
     assert rgb.std(axis=0).min() > 10, "the object should be coloured and textured"
 
 
-# Measured with this configuration (seed 1, one thread, 300 steps; torch 2.13.0 CPU, x86_64):
-# held-out PSNR MEASURED_PSNR dB, alpha PSNR MEASURED_ALPHA dB. The run is deterministic on one
-# machine; the floors leave room only for what changes between CPUs and builds (the summation
-# order of float32 reductions; two threads instead of one moved PSNR by SPREAD dB).
-PSNR_FLOOR = 32.7
-ALPHA_FLOOR = 27.7
+# Measured with this configuration (seed 1, one thread, 300 steps; torch 2.13.0 CPU, x86_64, two
+# runs on the development VM): held-out PSNR 33.68 and 33.78 dB, alpha PSNR 28.73 and 28.78 dB,
+# 7043 and 7041 Gaussians. Runs differ slightly even on one machine (float32 reductions in the
+# BLAS need not sum in the same order run to run, and densification amplifies that), so the
+# floors sit 0.7 dB under the lower run: room for that and for other CPUs, not for a regression.
+PSNR_FLOOR = 33.0
+ALPHA_FLOOR = 28.0
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # a ceiling for a hang only: 36 s on an idle core, >300 s at load 15
 def test_fit_reaches_the_measured_psnr_on_held_out_views():
     """How well, not how fast (bench/fit.py times the same fit): no time budget, no clock."""
     imgs, vms, Ks, test = _views()
