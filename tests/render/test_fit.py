@@ -41,9 +41,10 @@ def test_stored_views_are_what_the_script_promises():
 # runs on the development VM): held-out PSNR 33.68 and 33.78 dB, alpha PSNR 28.73 and 28.78 dB,
 # 7043 and 7041 Gaussians. Runs differ slightly even on one machine (float32 reductions in the
 # BLAS need not sum in the same order run to run, and densification amplifies that), so the
-# floors sit 0.7 dB under the lower run: room for that and for other CPUs, not for a regression.
-PSNR_FLOOR = 33.0
-ALPHA_FLOOR = 28.0
+# floors sit ~0.35 dB (3.5x that spread) under the lower run. A rasterizer whose mean gradient
+# drops one chain-rule term still fits to 33.04 / 28.00 dB: these floors catch it.
+PSNR_FLOOR = 33.3
+ALPHA_FLOOR = 28.4
 
 
 @pytest.mark.slow
