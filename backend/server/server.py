@@ -63,7 +63,7 @@ class Server:
         self.store = JobStore(config.data_dir)
         self.uploads = Uploads(self.store.uploads_dir, max_bytes=64 * 1024**3)
         self.engine = JobEngine(self.store, self.kinds, config.workers, config.cancel_grace_s,
-                                on_change=self._on_job_change)
+                                on_change=self._on_job_change, warm=config.warm_workers)
         self.ctx = context or zmq.Context.instance()
         self.socket: zmq.Socket | None = None
         self.address = ""
@@ -80,6 +80,7 @@ class Server:
     def bind(self) -> str:
         for line in self.engine.restore():
             log.info(line)
+        self.engine.start()  # the warm worker imports while the server binds and waits
         sock = self.ctx.socket(zmq.ROUTER)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
@@ -129,7 +130,7 @@ class Server:
         poller.register(self.socket, zmq.POLLIN)
         try:
             while not self._stop.is_set():
-                busy = bool(self.engine.running or self.streams or self.outbox)
+                busy = bool(self.engine.busy or self.streams or self.outbox)
                 if poller.poll(5 if busy else 100):
                     self._receive_some()
                 self.engine.poll(0.0)

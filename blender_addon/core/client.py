@@ -135,7 +135,11 @@ class Client:
                                 f"{waited:.1f} s", "timeout")
 
     def _refused_early(self, started: float) -> bool:
+        """True once waiting longer cannot help: nothing listens, or (with CURVE keys) the
+        server rejected them (a handshake failure with keys is final)."""
         self._read_monitor()
+        if self.curve is not None and "auth_failed" in self._events:
+            return True
         return ("retried" in self._events and "connected" not in self._events
                 and time.monotonic() - started > min(REFUSED_AFTER_S, self.timeout))
 
