@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -40,6 +41,25 @@ def wait_stage(client: Client, job_id: str, stage: str) -> None:
 
 def worker_log(server: EmbeddedServer, job_id: str) -> str:
     return (server.server.store.job_dir(job_id) / "worker.log").read_text()
+
+
+def worker_pid(server: EmbeddedServer, job_id: str) -> int:
+    return int(worker_log(server, job_id).split("starting in pid ")[1].split(";")[0])
+
+
+def wait_gone(pid: int) -> None:
+    """Until process ``pid`` has exited (a zombie nobody reaped counts as exited)."""
+    def gone() -> bool:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except FileNotFoundError:
+            return True
+        return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
+
+    end = time.monotonic() + CEILING
+    while not gone():
+        assert time.monotonic() < end, f"process {pid} is still running"
+        time.sleep(0.05)
 
 
 def test_submit_progress_result_done(client, tmp_path):
@@ -84,6 +104,7 @@ def test_cancel_running_job(client, server, caplog):
     # The method saw the cancel at a progress step and stopped itself: not killed after grace.
     assert f"job {job} cancelled" in worker_log(server, job)
     assert "killing it" not in caplog.text
+    wait_gone(worker_pid(server, job))
     assert not any(server.server.store.result_dir(job).iterdir())
 
 
@@ -96,7 +117,10 @@ def test_cancel_queued_job_and_queue_positions(client):
     assert client.wait(first).state == "cancelled"
 
 
-def test_job_ignoring_cancel_is_killed_after_grace(client, server, caplog):
+def test_job_ignoring_cancel_is_killed_after_grace(client, server, caplog, monkeypatch):
+    import backend.server.engine
+
+    monkeypatch.setattr(backend.server.engine, "EXIT_GRACE_S", 3600.0)  # only the cancel kills
     caplog.set_level("WARNING", logger="anim4d.engine")
     job = client.submit("debug.sleep", {"seconds": 600, "steps": 600, "ignore_cancel": True})
     wait_stage(client, job, "sleeping")
@@ -105,6 +129,7 @@ def test_job_ignoring_cancel_is_killed_after_grace(client, server, caplog):
     assert info.state == "cancelled"
     assert f"job {job} ignored cancel for 1.0s: killing it" in caplog.text
     assert f"job {job} cancelled" not in worker_log(server, job)  # it never stopped by itself
+    wait_gone(worker_pid(server, job))
     assert not any(server.server.store.result_dir(job).iterdir())
 
 
