@@ -175,7 +175,9 @@ def test_sigkill_mid_job_then_restart_on_the_same_data(tmp_path):
             assert c.wait(done).state == "done"
             streamed = served_bytes(c, done)
             on_disk = files_under(data / "jobs" / done / "result")
-            killed = c.submit("debug.sleep", {"seconds": 600, "steps": 6000, "frames": 4,
+            # One step: it reports "sleeping", then stays silent (as a long GPU step would),
+            # so nothing but its server's death tells it to stop.
+            killed = c.submit("debug.sleep", {"seconds": 600, "steps": 1, "frames": 4,
                                               "write_first": True})
             queued = c.submit("debug.sleep", {"seconds": 0, "frames": 3})
             # "sleeping" comes after the killed job has written its result files.
