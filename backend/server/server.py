@@ -80,7 +80,6 @@ class Server:
     def bind(self) -> str:
         for line in self.engine.restore():
             log.info(line)
-        self.engine.start()  # the warm worker imports while the server binds and waits
         sock = self.ctx.socket(zmq.ROUTER)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
@@ -101,6 +100,7 @@ class Server:
                               "bind_failed") from None
         self.socket = sock
         self.address = sock.getsockopt(zmq.LAST_ENDPOINT).decode()
+        self.engine.start()  # the warm worker imports its methods now, before the first job
         log.info("serving on %s, data in %s, %d worker(s), kinds: %s", self.address,
                  self.store.root, self.engine.workers, ", ".join(self.kinds))
         return self.address

@@ -146,7 +146,15 @@ class Client:
     # ---- messages ------------------------------------------------------------------------
     def _send(self, msg: protocol.Message) -> None:
         try:
-            self._sock.send_multipart(protocol.encode(msg), copy=False)
+            self._sock.send_multipart(protocol.encode(msg), copy=False, flags=zmq.NOBLOCK)
+        except zmq.Again:
+            # No pipe takes it: libzmq ended the connection for good (a failed handshake, such
+            # as rejected CURVE keys, does that); a blocking send would wait forever.
+            failure = self._failure(0.0)
+            if isinstance(failure, AuthRejected):
+                raise failure from None
+            raise ConnectionFailed(f"{self.address}: cannot send: no connection to the server "
+                                   "takes messages", "timeout") from None
         except zmq.ZMQError as err:
             raise ConnectionFailed(f"{self.address}: send failed ({err.strerror})",
                                    "timeout") from None

@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -113,14 +114,32 @@ def test_errors_are_one_clear_line(served):
 
 def test_ctrl_c_while_waiting_cancels_the_job(served):
     address, _, _ = served
+    # A shell's background job (nohup, `&` without job control) ignores SIGINT, and a child
+    # inherits that: restore the default, as a terminal's Ctrl-C finds it.
     proc = subprocess.Popen([*ANIM4D, "submit", "debug.sleep", "--server", address, "--param",
                              "seconds=600", "steps=6000", "--wait", "--timeout", str(CEILING)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    with Client(address, timeout=CEILING) as c:
-        wait_until(lambda: [j for j in c.jobs() if j.state == "running"], "the job runs")
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    lines: list[str] = []
+
+    def read() -> None:
+        for line in proc.stdout:
+            lines.append(line)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        # A progress line is printed from inside the wait: Ctrl-C now lands where it cancels.
+        wait_until(lambda: any("sleeping" in line for line in lines), "the command waits")
         proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=CEILING)
-        assert proc.returncode == 130 and "cancelling job" in (err + _)
+        assert proc.wait(CEILING) == 130
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(CEILING)
+    reader.join(CEILING)
+    assert any("cancelling job" in line for line in lines), lines
+    with Client(address, timeout=CEILING) as c:
         assert [j.state for j in c.jobs()] == ["cancelled"]
 
 
