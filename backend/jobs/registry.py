@@ -15,13 +15,8 @@ from shared.params import KindSpec
 
 @dataclass(frozen=True)
 class JobKind:
-    """A kind: its spec, its runner (``"module:function"``) and ``warm``, modules the runner
-    imports lazily that a warm worker should import ahead (those of the runner's own module
-    are imported ahead anyway)."""
-
     spec: KindSpec
     runner: str
-    warm: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
@@ -43,10 +38,8 @@ def builtin_kinds(debug: bool = False) -> dict[str, JobKind]:
     kinds = [
         JobKind(data_jobs.PROCEDURAL_KIND, "backend.data.jobs:run_procedural"),
         JobKind(data_jobs.BAKE_KIND, "backend.data.jobs:run_bake"),
-        JobKind(dnf_jobs.RECONSTRUCT_KIND, "backend.methods.dnf.jobs:run_reconstruct",
-                ("backend.methods.dnf.checkpoint", "backend.methods.dnf.decode")),
-        JobKind(dnf_jobs.FIT_SHAPE_KIND, "backend.methods.dnf.jobs:run_fit_shape",
-                ("backend.methods.dnf.decode", "backend.methods.dnf.fit_shape")),
+        JobKind(dnf_jobs.RECONSTRUCT_KIND, "backend.methods.dnf.jobs:run_reconstruct"),
+        JobKind(dnf_jobs.FIT_SHAPE_KIND, "backend.methods.dnf.jobs:run_fit_shape"),
     ]
     out = {k.name: k for k in kinds}
     if debug:

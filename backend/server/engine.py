@@ -64,10 +64,14 @@ ChangeHook = Callable[[JobRecord, str], None]
 
 
 def warm_modules(kinds: dict[str, JobKind]) -> list[str]:
-    """What a warm worker imports ahead: the worker, each kind's runner module, its extras."""
+    """What a warm worker imports ahead: the worker and each kind's runner module.
+
+    Not what a runner imports lazily inside its function (DNF's torch): every server start, and
+    every test that starts one, would pay for it (about 4 s of CPU, 270 MB), for jobs that run
+    minutes; the small jobs that must start at once import nothing heavy lazily.
+    """
     names = ["backend.server.worker"]
-    for kind in kinds.values():
-        names += [kind.runner.partition(":")[0], *kind.warm]
+    names += [kind.runner.partition(":")[0] for kind in kinds.values()]
     return list(dict.fromkeys(names))
 
 

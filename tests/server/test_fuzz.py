@@ -490,7 +490,7 @@ def run_job(address: str, out: Path, server: EmbeddedServer, n: int) -> tuple[st
                                        "vertices": vertices})
         info = c.wait(job, timeout=CEILING)
         if info.state != "done":
-            return job, info.state
+            return job, f"{info.state}: {info.error}"
         got = load_npz(c.fetch(job, out / job) / "sequence.npz")
     served = load_npz(server.server.store.result_dir(job) / "sequence.npz")
     assert got.vertices.shape == (frames, vertices, 3)
@@ -599,7 +599,8 @@ def test_malformed_messages_get_errors_and_jobs_run_on(box, tmp_path):
     assert not background.is_alive(), "the background client got stuck"
     assert not background.errors, background.errors
     during = background.outcomes
-    assert during and all(state == "done" for _, state in during), during
+    assert during and all(state == "done" for _, state in during), \
+        [outcome for outcome in during if outcome[1] != "done"]
 
     after = [run_job(srv.address, out, srv, n) for n in range(2, 4)]
     assert [state for _, state in after] == ["done", "done"]
