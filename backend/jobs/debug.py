@@ -33,6 +33,9 @@ SLEEP = KindSpec(
         ParamSpec("ignore_cancel", "bool", False, "keep running when cancelled"),
         ParamSpec("frames", "int", 1, "frames in the result (a waving strip)", 1, 100000),
         ParamSpec("vertices", "int", 3, "vertices per frame", 3, 10_000_000),
+        ParamSpec("write_first", "bool", False,
+                  "write the result files before sleeping (a job stopped mid-way then leaves a "
+                  "partial result behind)"),
     ),
 )
 CRASH = KindSpec(
@@ -87,12 +90,18 @@ def _strip(frames: int, vertices: int, fps: float = 24.0) -> MeshSequence:
 
 def run_sleep(ctx: JobContext, params: dict, inputs: list[Path]) -> Manifest:
     steps, seconds = params["steps"], params["seconds"]
+    manifest = None
+    if params["write_first"]:
+        manifest = mesh_result(ctx, _strip(params["frames"], params["vertices"]), SLEEP.name,
+                               params)
     for i in range(steps):
         if params["ignore_cancel"]:
             ctx.sink("sleeping", i / steps, "ignoring cancel")
         else:
             ctx.progress("sleeping", i / steps, f"step {i + 1} of {steps}", force=True)
         time.sleep(seconds / steps)
+    if manifest is not None:
+        return manifest
     return mesh_result(ctx, _strip(params["frames"], params["vertices"]), SLEEP.name, params)
 
 
