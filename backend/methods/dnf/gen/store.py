@@ -55,11 +55,11 @@ def generator_preset(name: str, frames: int) -> GeneratorPreset:
             "tiny",
             ShapeDiffusionConfig(denoiser=DenoiserConfig(width=64, depth=3, heads=4),
                                  optim=OptimConfig(iters=3000, batch=64, lr=1e-3, warmup=100,
-                                                   ema=0.999, log_every=100)),
+                                                   ema=0.995, log_every=50)),
             MotionDiffusionConfig(
                 denoiser=MotionDenoiserConfig(width=48, depth=2, heads=4, window=window),
-                optim=OptimConfig(iters=2500, batch=16, lr=1e-3, warmup=100, ema=0.999,
-                                  log_every=100),
+                optim=OptimConfig(iters=3000, batch=16, lr=1e-3, warmup=100, ema=0.995,
+                                  log_every=50),
                 context=max(1, min(4, window - 1)), resample=1))
     if name == "default":  # the gen.config defaults (GPU-sized for the tiny dictionary)
         window = min(16, frames)
