@@ -121,3 +121,37 @@ def test_generator_is_tied_to_its_dictionary(creature_models, tmp_path):
     assert "fit-generator --model-dir" in str(err.value)
     shutil.rmtree(folder / "generator")
     assert describe(folder).details["generator"] is False
+
+
+def test_fit_generator_command_writes_a_generator_the_model_offers(creature_models, tmp_path,
+                                                                   capsys):
+    from backend.methods.dnf.cli import main
+
+    folder = tmp_path / "m"
+    shutil.copytree(creature_models / "dnf" / "micro", folder)
+    shutil.rmtree(folder / "generator")
+    assert describe(folder).details["generator"] is False
+    assert main(["fit-generator", "--model-dir", str(folder), "--iters-scale", "0.004",
+                 "--threads", "1"]) == 0
+    assert "generator for dictionary" in capsys.readouterr().out
+    assert describe(folder).details["generator"] is True
+    info = json.loads((folder / "generator" / "generator.json").read_text())
+    assert info["preset"] == "tiny" and "fit-generator" in info["command"]
+
+
+def test_the_shipped_generator_belongs_to_the_shipped_dictionary():
+    """A fresh clone samples offline: the shipped tiny model holds a generator made for its
+    dictionary (after retraining the dictionary, run the command in the message)."""
+    from backend.methods.dnf.model_files import SHIPPED_DIR
+
+    folder = SHIPPED_DIR / "tiny"
+    if not (folder / "generator").is_dir():
+        pytest.skip("the shipped tiny model holds no generator")
+    files = describe(folder)
+    assert files.details["generator"], (
+        "backend/methods/dnf/checkpoints/tiny/generator was trained for another dictionary; "
+        "retrain it: python -m backend.methods.dnf.cli fit-generator --model-dir "
+        "backend/methods/dnf/checkpoints/tiny")
+    sgen, mgen, _ = load_model_generator(folder, files.sha256)
+    shape = sgen.sample(1, seed=0, steps=2)
+    assert mgen.sample(shape, 3, seed=0, steps=2).shape[:2] == (1, 3)
