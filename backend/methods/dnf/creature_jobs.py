@@ -64,7 +64,7 @@ def _timing() -> tuple[ParamSpec, ...]:
 
 
 _SEED = ParamSpec("seed", "int", 0, help="Random seed (same seed, same creatures)", min=0,
-                  max=2**31 - 1)
+                  max=999_999_999)
 _STEPS = ParamSpec("steps", "int", 25, help="Diffusion (DDIM) steps", min=1, max=1000)
 _RES = ParamSpec("resolution", "int", 96, help="Marching-cubes grid", min=16, max=256)
 
