@@ -139,3 +139,18 @@ def test_sampler_deterministic_and_normalised():
     # later frames keep frame 0's transform: a shift of 1 unit is 0.45 normalised
     np.testing.assert_allclose(p[1] - p[0], np.broadcast_to([0.45, 0, 0], p[0].shape),
                                atol=1e-5)
+
+
+def test_distances_with_a_sample_without_surface():
+    from backend.methods.dnf.gen_eval import distances
+
+    rng = np.random.default_rng(5)
+    a = [rng.uniform(-0.9, 0.9, (2, 16, 3)).astype(np.float32) for _ in range(2)]
+    b = [rng.uniform(-0.9, 0.9, (2, 16, 3)).astype(np.float32) for _ in range(3)]
+    d_ab = distances([a[0], None, a[1]], b, "kdtree")
+    assert np.isinf(d_ab[1]).all()
+    np.testing.assert_allclose(d_ab[[0, 2]], pairwise_chamfer(np.stack(a), np.stack(b)))
+    d_aa = distances([a[0], None, a[1]], None, "kdtree")
+    np.testing.assert_array_equal(d_aa.diagonal(), 0)
+    assert np.isinf(d_aa[1, [0, 2]]).all() and np.isinf(d_aa[[0, 2], 1]).all()
+    assert d_aa[0, 2] == d_aa[2, 0] == pairwise_chamfer(np.stack(a))[0, 1]
