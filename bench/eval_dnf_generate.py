@@ -51,14 +51,26 @@ def settings_for(quick: bool, seed: int):
             optim=opt, context=4, resample=1))
 
 
+def _last(info: dict) -> str:
+    losses = info.get("losses") or [float("nan")]
+    return f"{losses[-1]:.3f}"
+
+
 def _pct(x: float) -> str:
     return f"{100 * x:.1f} %"
+
+
+def _moves(points: list) -> str:
+    from backend.methods.dnf.gen_metrics import motion_amount
+
+    vals = [motion_amount(p) for p in points if p is not None]
+    return f"{100 * np.mean(vals):.2f}" if vals else "n/a"
 
 
 def _describe(res, name: str) -> str:
     m = res.metrics
     return (f"| {name} | {m.mmd * 1e3:.3f} | {_pct(m.cov)} | {_pct(m.nna)} | {res.empty} of "
-            f"{m.samples} |")
+            f"{m.samples} | {_moves(res.sampled.points)} |")
 
 
 def verdict(d, a) -> str:
@@ -97,8 +109,8 @@ def copy_rows(res, model) -> list[str]:
     return rows
 
 
-def to_markdown(model, refs, results, settings, quick: bool, command: str, picture: str,
-                seconds: float) -> str:
+def to_markdown(model, refs, ref_pts, results, settings, quick: bool, command: str,
+                picture: str, seconds: float) -> str:
     d, a = results["d"], results["a"]
     cfg = model.preset.data
     lines = ["# DNF part 2: generated creatures against held-out sequences (results)", ""]
@@ -110,7 +122,8 @@ def to_markdown(model, refs, results, settings, quick: bool, command: str, pictu
                   "protocol runs end to end; its numbers are not the model's quality. Run "
                   "without `--quick` for the real table.", ""]
     lines += [f"Remake with: `{command}`", ""]
-    sc, mc = settings.shape, settings.motion
+    sc, mc = d.gens[0].config, d.gens[1].config
+    si, mi = d.gens[0].info, d.gens[1].info
     lines += [
         f"Checkpoint: preset `{model.preset.name}`, {len(model.instances)} training instances. "
         f"References: the {len(refs)} held-out sequences of that preset "
@@ -129,17 +142,23 @@ def to_markdown(model, refs, results, settings, quick: bool, command: str, pictu
         "sample's nearest reference; 1-NNA: leave-one-out 1-nearest-neighbour accuracy over "
         "both sets (50 % = indistinguishable).",
         "",
-        f"Generators (same for both rows): shape transformer width {sc.denoiser.width}, depth "
-        f"{sc.denoiser.depth}, {sc.optim.iters} steps of batch {sc.optim.batch}; motion "
-        f"transformer width {mc.denoiser.width}, depth {mc.denoiser.depth}, window "
-        f"{mc.denoiser.window} (context {mc.context}), {mc.optim.iters} steps; "
+        f"Generators (the same configuration for both rows): shape transformer width "
+        f"{sc.denoiser.width}, depth {sc.denoiser.depth}, {sc.optim.iters} steps of batch "
+        f"{sc.optim.batch}; motion transformer width {mc.denoiser.width}, depth "
+        f"{mc.denoiser.depth}, window {mc.denoiser.window} (context {mc.context}), "
+        f"{mc.optim.iters} steps of batch {mc.optim.batch}; final training losses (d) "
+        f"{_last(si)} / {_last(mi)}, (a) {_last(a.gens[0].info)} / {_last(a.gens[1].info)} "
+        "(shape / motion); "
         f"{settings.steps} DDIM steps; seed {settings.seed}.",
         "",
         "| representation diffused | MMD x 10^3 (lower) | COV (higher) | 1-NNA (nearer 50 %) "
-        "| samples without a surface |", "|---|---|---|---|---|",
+        "| samples without a surface | motion x 10^2 |", "|---|---|---|---|---|---|",
         _describe(d, "(d) dictionary: codes + singular values + residual coefficients"),
         _describe(a, "(a) baseline: auto-decoder latent codes alone"),
+        f"| held-out references themselves | | | | | {_moves(ref_pts)} |",
         "", verdict(d, a), "",
+        "Motion: mean distance of the followed surface points from their frame 0 position over "
+        "frames 1 to the last (normalised units, x 10^2): how much the sequences move.", "",
         f"For scale, the {PAPER} (their baseline, not ours; other data and sizes).", "",
         "## Copy check", "",
         "Each sample's distance to its nearest training instance (decoded from its own vectors "
@@ -174,14 +193,15 @@ def to_markdown(model, refs, results, settings, quick: bool, command: str, pictu
 
 
 def render_picture(res, path: Path, frames: int, rows: int = 6) -> None:
-    from bench.lib.mesh_render import grid, render_mesh
+    from bench.lib.mesh_render import grid, render_mesh, view_box
 
     cols = [0, frames // 2, frames - 1]
     images, labels = [], []
     for i, seq in enumerate(res.sampled.meshes):
         if seq is None:
             continue
-        images.append([render_mesh(seq.vertices[f], seq.faces, size=160) for f in cols])
+        box = view_box(seq.vertices.reshape(-1, 3))  # one framing for all frames of a creature
+        images.append([render_mesh(seq.vertices[f], seq.faces, 160, box) for f in cols])
         labels.append(f"sample {i}")
         if len(images) == rows:
             break
@@ -200,21 +220,25 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--backend", default="kdtree", choices=("kdtree", "torch"))
+    ap.add_argument("--iters", type=int, default=0, help="training steps of both generators "
+                    "(default: the setting's)")
     args = ap.parse_args()
 
     import torch
 
     from backend.methods.dnf.checkpoint import load_checkpoint
-    from backend.methods.dnf.gen_eval import (
-        distances,
-        evaluate_representation,
-        reference_sequences,
-    )
-    from backend.methods.dnf.gen_metrics import sequence_points
+    from backend.methods.dnf.gen_eval import evaluate_representation, reference_sequences
+    from backend.methods.dnf.gen_metrics import distances, sequence_points
 
     torch.set_num_threads(args.threads)
     t0 = time.monotonic()
     settings = replace(settings_for(args.quick, args.seed), backend=args.backend)
+    if args.iters:
+        settings = replace(
+            settings, shape=replace(settings.shape, optim=replace(settings.shape.optim,
+                                                                  iters=args.iters)),
+            motion=replace(settings.motion, optim=replace(settings.motion.optim,
+                                                          iters=args.iters)))
     model = load_checkpoint(args.checkpoint)
     refs = reference_sequences(model)
     print(f"{len(refs)} held-out references, {model.preset.data.frames} frames")
@@ -230,16 +254,25 @@ def main() -> int:
                 f.unlink()
         results[stage] = evaluate_representation(model, stage, ref_pts, d_rr, settings,
                                                  folder)
+        # the baseline is the same diffusion: (d)'s configuration, even when it was loaded
+        shape_gen, motion_gen = results[stage].gens
+        if stage == "d":
+            settings = replace(settings, shape=shape_gen.config, motion=motion_gen.config)
+        elif (shape_gen.config, motion_gen.config) != (settings.shape, settings.motion):
+            raise SystemExit(f"{folder}: the baseline generators were trained with another "
+                             "configuration than (d)'s; run with --retrain")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     picture = out.with_suffix(".png")
     render_picture(results["d"], picture, model.preset.data.frames)
     command = "python bench/eval_dnf_generate.py" + (" --quick" if args.quick else "")
+    if args.iters:
+        command += f" --iters {args.iters}"
     if Path(args.checkpoint).resolve() != (ROOT / "backend/methods/dnf/checkpoints/tiny"
                                            ).resolve():
         command += f" --checkpoint {args.checkpoint}"
     seconds = time.monotonic() - t0
-    out.write_text(to_markdown(model, refs, results, settings, args.quick, command,
+    out.write_text(to_markdown(model, refs, ref_pts, results, settings, args.quick, command,
                                picture.name, seconds))
     summary = {k: {"mmd": r.metrics.mmd, "cov": r.metrics.cov, "nna": r.metrics.nna,
                    "empty": r.empty, "copy_ratio_min": float(np.nanmin(r.copy.ratio)),

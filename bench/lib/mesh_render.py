@@ -1,10 +1,10 @@
 """A small shaded orthographic mesh render with numpy and PIL (no Blender): for results pages.
 
 Vertices are rotated (``yaw`` about +y, then ``pitch`` about +x), projected orthographically
-along -z onto a square image spanning ``[-half, half]^2``; faces turned away from the viewer are
-culled (outward faces), the rest are filled back to front (painter's order by mean depth) with a
-Lambert shade of a fixed light. Good enough to see shapes and poses; headless Blender rendering
-is the proper one.
+along -z onto a square image (a given square of the view plane); faces turned away from the
+viewer are culled (outward faces), the rest are filled back to front (painter's order by mean
+depth) with a Lambert shade of a fixed light. Good enough to see shapes and poses; headless
+Blender rendering is the proper one.
 """
 
 from __future__ import annotations
@@ -20,11 +20,21 @@ def _rotation(yaw_deg: float, pitch_deg: float) -> np.ndarray:
     return rx @ ry
 
 
-def render_mesh(verts: np.ndarray, faces: np.ndarray, size: int = 192, half: float = 1.2,
-                yaw: float = -35.0, pitch: float = 20.0,
+def view_box(verts: np.ndarray, yaw: float = -35.0, pitch: float = 20.0,
+             margin: float = 1.15) -> tuple[np.ndarray, float]:
+    """(centre ``[2]``, half side) of a square framing ``verts`` ``[V, 3]`` in the view."""
+    xy = (np.asarray(verts, np.float64) @ _rotation(yaw, pitch).T)[:, :2]
+    lo, hi = xy.min(0), xy.max(0)
+    return (lo + hi) / 2, margin * float((hi - lo).max()) / 2
+
+
+def render_mesh(verts: np.ndarray, faces: np.ndarray, size: int = 192,
+                box: tuple[np.ndarray, float] = (np.zeros(2), 1.2), yaw: float = -35.0,
+                pitch: float = 20.0,
                 color: tuple[int, int, int] = (200, 160, 110)) -> Image.Image:
     """RGB image ``size`` x ``size`` of the mesh ``verts`` ``[V, 3]``, ``faces`` ``[F, 3]``
-    (y up) on white."""
+    (y up) on white; ``box``: (centre ``[2]``, half side) of the view square
+    (:func:`view_box`)."""
     img = Image.new("RGB", (size, size), (255, 255, 255))
     if len(faces) == 0:
         return img
@@ -37,7 +47,8 @@ def render_mesh(verts: np.ndarray, faces: np.ndarray, size: int = 192, half: flo
     shade = 0.25 + 0.75 * np.clip(n @ light, 0.0, 1.0)
     order = np.argsort(tri[:, :, 2].mean(1))  # far (low z) first
     order = order[visible[order]]
-    xy = (tri[:, :, :2] / (2 * half) + 0.5) * size
+    centre, half = box
+    xy = ((tri[:, :, :2] - centre) / (2 * half) + 0.5) * size
     xy[:, :, 1] = size - xy[:, :, 1]
     draw = ImageDraw.Draw(img)
     base = np.asarray(color, np.float64)

@@ -8,6 +8,8 @@ import trimesh
 
 from backend.methods.dnf.gen_metrics import (
     copy_check,
+    distances,
+    motion_amount,
     pairwise_chamfer,
     sequence_points,
     set_metrics,
@@ -90,6 +92,16 @@ def test_three_vs_three_by_hand(backend):
     assert m.nna == pytest.approx(0.5)
 
 
+def test_all_samples_near_one_reference():
+    # samples at 0, 1, 2 all have 0.9 as nearest reference (COV 1/3), while the references'
+    # own nearest samples are 1, 2, 2 (two different ones: a COV taken the other way is 2/3)
+    m = _metrics(_points([0, 1, 2]), _points([0.9, 50, 60]))
+    assert m.cov == pytest.approx(1 / 3)
+    assert m.mmd == pytest.approx(2 * (0.1 ** 2 + 48 ** 2 + 58 ** 2) / 3, rel=1e-5)
+    # 0 -> 0.9 wrong, 1 -> 0.9 wrong, 2 -> 1 right, 0.9 -> 1 wrong, 50 <-> 60 right
+    assert m.nna == pytest.approx(0.5)
+
+
 def test_disjoint_far_apart_sets():
     m = _metrics(_points([0, 1, 2]), _points([100, 101, 102]))
     assert m.nna == 1.0
@@ -98,14 +110,20 @@ def test_disjoint_far_apart_sets():
 
 
 def test_sample_without_surface_covers_nothing_and_is_told_apart():
-    d_sr = np.array([[1.0, 5.0], [np.inf, np.inf]])
+    d_sr = np.array([[5.0, 1.0], [np.inf, np.inf]])
     d_ss = np.array([[0.0, np.inf], [np.inf, 0.0]])
     d_rr = np.array([[0.0, 3.0], [3.0, 0.0]])
     m = set_metrics(d_ss, d_rr, d_sr)
-    assert m.cov == 0.5 and m.mmd == 3.0
-    # sample 0 -> ref 0 wrong, sample 1 (no surface) right, ref 0 -> sample 0 wrong,
-    # ref 1 -> ref 0 right
+    assert m.cov == 0.5 and m.mmd == 3.0  # sample 1 covers nothing (not reference 0)
+    # sample 0 -> ref 1 wrong, sample 1 (no surface) right, ref 0 -> ref 1 right,
+    # ref 1 -> sample 0 wrong
     assert m.nna == 0.5
+    # a reference at infinite distance from all (no tie-break may call it a sample)
+    d_sr = np.array([[1.0, np.inf], [2.0, np.inf]])
+    d_ss = np.array([[0.0, 4.0], [4.0, 0.0]])
+    d_rr = np.array([[0.0, np.inf], [np.inf, 0.0]])
+    # s0 -> r0 wrong, s1 -> r0 wrong, r0 -> s0 wrong, r1 told apart: right
+    assert set_metrics(d_ss, d_rr, d_sr).nna == 0.25
 
 
 def test_copy_check_by_hand():
@@ -142,8 +160,6 @@ def test_sampler_deterministic_and_normalised():
 
 
 def test_distances_with_a_sample_without_surface():
-    from backend.methods.dnf.gen_eval import distances
-
     rng = np.random.default_rng(5)
     a = [rng.uniform(-0.9, 0.9, (2, 16, 3)).astype(np.float32) for _ in range(2)]
     b = [rng.uniform(-0.9, 0.9, (2, 16, 3)).astype(np.float32) for _ in range(3)]
@@ -154,3 +170,11 @@ def test_distances_with_a_sample_without_surface():
     np.testing.assert_array_equal(d_aa.diagonal(), 0)
     assert np.isinf(d_aa[1, [0, 2]]).all() and np.isinf(d_aa[[0, 2], 1]).all()
     assert d_aa[0, 2] == d_aa[2, 0] == pairwise_chamfer(np.stack(a))[0, 1]
+
+
+def test_motion_amount_by_hand():
+    p0 = np.zeros((2, 3))
+    # frame 1: both points moved by 1 (x); frame 2: one by 3 (z), one still -> (1+1+3+0)/4
+    pts = np.stack([p0, p0 + [1, 0, 0], np.array([[0, 0, 3.0], [0, 0, 0]])])
+    assert motion_amount(pts) == pytest.approx(1.25)
+    assert motion_amount(pts[:1]) == 0.0

@@ -37,7 +37,7 @@ from .gen_metrics import (
     CopyCheck,
     SetMetrics,
     copy_check,
-    pairwise_chamfer,
+    distances,
     sequence_points,
     set_metrics,
 )
@@ -171,27 +171,12 @@ def train_points(model, stage: str, settings: GenEvalSettings) -> tuple[list[int
     return idx, pts
 
 
-def distances(a: list, b: list | None, backend: str) -> np.ndarray:
-    """Pairwise sequence Chamfer of two lists of points (None = no surface: infinite distance
-    to everything; a list against itself when ``b`` is None)."""
-    same = b is None
-    b = a if same else b
-    out = np.full((len(a), len(b)), np.inf)
-    ia = [i for i, p in enumerate(a) if p is not None]
-    ib = [j for j, p in enumerate(b) if p is not None]
-    if ia and ib:
-        pa = np.stack([a[i] for i in ia])
-        sub = pairwise_chamfer(pa, backend=backend) if same else \
-            pairwise_chamfer(pa, np.stack([b[j] for j in ib]), backend=backend)
-        out[np.ix_(ia, ib)] = sub
-    if same:
-        np.fill_diagonal(out, 0.0)
-    return out
-
-
 @dataclass
 class RepResult:
+    """One representation's evaluation; ``gens``: the (shape, motion) generators used."""
+
     stage: str
+    gens: tuple[ShapeGenerator, MotionGenerator]
     sampled: Sampled
     metrics: SetMetrics
     copy: CopyCheck
@@ -228,4 +213,4 @@ def evaluate_representation(model, stage: str, refs_points: list[np.ndarray],
     sec["copy check"] = time.monotonic() - t
     log(f"[{stage}] MMD {metrics.mmd * 1e3:.3f} COV {metrics.cov:.1%} 1-NNA {metrics.nna:.1%}; "
         f"copy check done in {sec['copy check']:.0f} s")
-    return RepResult(stage, sampled, metrics, copy, [idx[k] for k in keep], empty, sec)
+    return RepResult(stage, gens, sampled, metrics, copy, [idx[k] for k in keep], empty, sec)

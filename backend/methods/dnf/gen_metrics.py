@@ -53,6 +53,15 @@ def sequence_points(verts: np.ndarray, faces: np.ndarray, n: int = 2048, seed: i
     return surface_points(tf.apply(v), np.asarray(faces), n, seed).astype(np.float32)
 
 
+def motion_amount(points: np.ndarray) -> float:
+    """Mean distance of the followed surface points ``[T, P, 3]`` from where they are in frame
+    0, over frames 1..T-1 (0 for a still sequence): how much a sequence moves."""
+    p = np.asarray(points, dtype=np.float64)
+    if p.shape[0] < 2:
+        return 0.0
+    return float(np.linalg.norm(p[1:] - p[:1], axis=-1).mean())
+
+
 def _check_sets(a: np.ndarray, b: np.ndarray) -> None:
     for name, x in (("first", a), ("second", b)):
         if x.ndim != 4 or x.shape[-1] != 3:
@@ -122,6 +131,24 @@ def _chamfer_torch(a, b, pairs, max_floats, progress) -> list[float]:
         if progress is not None:
             progress(min(len(items), s + step) * len(pairs) // len(items), len(pairs))
     return sums.tolist()
+
+
+def distances(a: list, b: list | None, backend: str) -> np.ndarray:
+    """Pairwise sequence Chamfer of two lists of points (None = no surface: infinite distance
+    to everything; a list against itself when ``b`` is None)."""
+    same = b is None
+    b = a if same else b
+    out = np.full((len(a), len(b)), np.inf)
+    ia = [i for i, p in enumerate(a) if p is not None]
+    ib = [j for j, p in enumerate(b) if p is not None]
+    if ia and ib:
+        pa = np.stack([a[i] for i in ia])
+        sub = pairwise_chamfer(pa, backend=backend) if same else \
+            pairwise_chamfer(pa, np.stack([b[j] for j in ib]), backend=backend)
+        out[np.ix_(ia, ib)] = sub
+    if same:
+        np.fill_diagonal(out, 0.0)
+    return out
 
 
 @dataclass(frozen=True)
