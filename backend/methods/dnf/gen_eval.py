@@ -38,6 +38,7 @@ from .gen_metrics import (
     SetMetrics,
     copy_check,
     distances,
+    motion_amount,
     sequence_points,
     set_metrics,
 )
@@ -183,6 +184,7 @@ class RepResult:
     train_index: list[int]
     empty: int
     seconds: dict[str, float]
+    train_motion: float = float("nan")
 
 
 def evaluate_representation(model, stage: str, refs_points: list[np.ndarray],
@@ -213,4 +215,6 @@ def evaluate_representation(model, stage: str, refs_points: list[np.ndarray],
     sec["copy check"] = time.monotonic() - t
     log(f"[{stage}] MMD {metrics.mmd * 1e3:.3f} COV {metrics.cov:.1%} 1-NNA {metrics.nna:.1%}; "
         f"copy check done in {sec['copy check']:.0f} s")
-    return RepResult(stage, gens, sampled, metrics, copy, [idx[k] for k in keep], empty, sec)
+    moves = [motion_amount(tpts[k]) for k in keep]
+    return RepResult(stage, gens, sampled, metrics, copy, [idx[k] for k in keep], empty, sec,
+                     float(np.mean(moves)) if moves else float("nan"))
