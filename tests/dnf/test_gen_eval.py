@@ -95,3 +95,29 @@ def test_saved_generators_are_reused_and_checked_against_the_stage(micro_trained
     assert loaded[0].config == trained[0].config and loaded[0].info == trained[0].info
     with pytest.raises(FormatError, match="stage a"):
         get_generators(model, "a", settings, tmp_path, quiet)
+
+
+def test_references_are_every_heldout_split_and_never_training(micro_trained, monkeypatch):
+    import pytest
+
+    from backend.methods.dnf import gen_eval
+    from backend.methods.dnf.data import SourceSpec
+    from backend.methods.dnf.gen_eval import reference_sequences
+    from shared.errors import FormatError
+
+    micro, _ = micro_trained
+    specs = [SourceSpec("creature_3|walk", "procedural", "train", seed=3, gait="walk"),
+             SourceSpec("creature_5|trot", "procedural", "heldout_species", seed=5,
+                        gait="trot"),
+             SourceSpec("creature_6|walk", "procedural", "heldout_clip", seed=6, gait="walk")]
+    monkeypatch.setattr(gen_eval, "list_sources", lambda cfg: specs)
+    model = SimpleNamespace(preset=micro.preset, instances=[{"name": "creature_3|walk"}])
+    refs = reference_sequences(model)
+    assert [r.name for r in refs] == ["creature_5|trot", "creature_6|walk"]
+    assert all(r.vertices.shape[0] == micro.preset.data.frames for r in refs)
+    model.instances.append({"name": "creature_6|walk"})
+    with pytest.raises(FormatError, match="creature_6"):
+        reference_sequences(model)
+    monkeypatch.setattr(gen_eval, "list_sources", lambda cfg: specs[:1])
+    with pytest.raises(FormatError, match="no held-out sequences"):
+        reference_sequences(model)
