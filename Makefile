@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: install wheels demo test lint addon bench clean
+.PHONY: install wheels demo test fuzz lint addon bench clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; v = sys.version_info[:2]; sys.exit(0 if v == (3, 11) else \
@@ -36,6 +36,11 @@ lint: install
 
 test: lint wheels
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Fresh random seeds (printed; replay one with ANIM4D_SEED=<seed> and add it to
+# tests/regression_seeds.txt) and large hypothesis profiles, on request only.
+fuzz: install
+	ANIM4D_FUZZ=$${ANIM4D_FUZZ:-200} $(BIN)/python -m pytest tests/render/test_raster.py tests/server/test_fuzz.py -p no:randomly
 
 addon: install
 	$(BIN)/python -m blender_addon.build

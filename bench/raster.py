@@ -5,18 +5,24 @@ Scene: N Gaussians uniformly in a unit ball (an object-like blob: log-normal sca
 vertical FoV, STAG4D's), rendered at S x S. The loss is a fixed random linear function of colour
 and alpha, so the backward pass computes every gradient.
 
-For each (N, S): our forward and backward times (minimum over ``--repeats`` after a warm-up;
-wall clock and process CPU time), a stage breakdown (projection, tile intersection, compositing
-forward / backward, projection backward), and a ratio to a baseline: the dense float64 reference
-(every Gaussian at every pixel, chunked backward) at N = 10k, S = 256, otherwise a pipeline of
-gsplat's pure-torch pieces (``bench/gsplat_torch_pipeline.py``; needs ``pip install gsplat``).
-With ``--cuda`` and a GPU: our dispatch vs calling ``gsplat.rasterization`` directly.
+Every contender is timed the same way: one warm-up run, then the best of ``--repeats`` runs of
+forward + backward (wall clock and process CPU time). Ours is also split into forward and
+backward, and a stage breakdown (projection, tile intersection, compositing forward / backward,
+projection backward) is printed. The baseline of a case, run in the same process right after
+ours, is the dense float64 reference (every Gaussian at every pixel, chunked backward) for small
+cases (N x S^2 up to 10k x 256^2), otherwise a pipeline of gsplat's pure-torch pieces
+(``bench/lib/gsplat_torch_pipeline.py``; needs ``pip install -e '.[cuda]'``, skipped without
+gsplat). With ``--cuda`` and a GPU: our dispatch vs calling ``gsplat.rasterization`` directly.
 
 Usage::
 
-    python bench/raster.py                        # full table (takes several minutes)
-    python bench/raster.py --counts 10000 --sizes 256 --threads 1
+    python bench/raster.py                        # default case, under a minute
+    python bench/raster.py --full                 # the sizes of docs/results/raster.md (long)
+    python bench/raster.py --counts 10000 --sizes 256 --threads 1 --json out/raster.json
     python bench/raster.py --profile              # op-level profile of the largest case
+
+Prints a table, then the result as one JSON line (the last line of stdout); ``--json PATH`` also
+writes it to PATH. Exit status 0 when every case ran.
 """
 
 from __future__ import annotations
@@ -33,13 +39,12 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-for p in (ROOT, ROOT / "bench"):
+for p in (ROOT, ROOT / "bench" / "lib"):
     if str(p) not in sys.path:
         sys.path.insert(0, str(p))
 
 from backend.render import rasterize  # noqa: E402
 from backend.render.composite_cpu import composite  # noqa: E402
-from backend.render.dispatch import choose_tile_size  # noqa: E402
 from backend.render.project import project_gaussians, tile_grid  # noqa: E402
 from backend.render.reference import render_dense  # noqa: E402
 from backend.render.tiles import intersect_tiles  # noqa: E402
@@ -68,23 +73,39 @@ def _leaves(params):
     return [p.detach().clone().requires_grad_(True) for p in params]
 
 
-def time_ours(params, vm, K, size, gc, ga, repeats, tile_size=None):
-    best = {"fwd": math.inf, "bwd": math.inf, "fwd_cpu": math.inf, "bwd_cpu": math.inf}
+def best_of(run, repeats: int) -> dict:
+    """Call ``run()`` once to warm up, then ``repeats`` times; keep the fastest of each timer.
+
+    ``run`` returns a dict of named durations in seconds (at least ``wall`` and ``cpu``) and may
+    add other entries (kept from the last call).
+    """
+    best: dict = {}
     for r in range(repeats + 1):
+        res = run()
+        if r == 0:
+            continue  # warm-up: imports, allocator, caches
+        for k, v in res.items():
+            best[k] = min(best.get(k, math.inf), v) if isinstance(v, float) else v
+    return best
+
+
+def time_ours(params, vm, K, size, gc, ga, repeats, tile_size=None):
+    last = {}
+
+    def run():
         leaves = _leaves(params)
         t0, c0 = time.perf_counter(), time.process_time()
         out, alpha, meta = rasterize(*leaves, vm, K, size, size, tile_size=tile_size)
         t1, c1 = time.perf_counter(), time.process_time()
         ((out * gc).sum() + (alpha * ga).sum()).backward()
         t2, c2 = time.perf_counter(), time.process_time()
-        if r == 0:
-            continue  # warm-up
-        for k, v in (("fwd", t1 - t0), ("bwd", t2 - t1), ("fwd_cpu", c1 - c0),
-                     ("bwd_cpu", c2 - c1)):
-            best[k] = min(best[k], v)
-    best["n_isects"] = meta["n_isects"]
-    best["tile_size"] = meta["tile_size"]
-    return best, out.detach(), [p.grad for p in leaves]
+        last.update(out=out.detach(), grads=[p.grad for p in leaves])
+        return {"wall": t2 - t0, "cpu": c2 - c0, "fwd": t1 - t0, "bwd": t2 - t1,
+                "fwd_cpu": c1 - c0, "bwd_cpu": c2 - c1, "n_isects": meta["n_isects"],
+                "tile_size": meta["tile_size"]}
+
+    best = best_of(run, repeats)
+    return best, last["out"], last["grads"]
 
 
 def stages_ours(params, vm, K, size, gc, ga, tile_size):
@@ -109,24 +130,41 @@ def stages_ours(params, vm, K, size, gc, ga, tile_size):
     return {k: round(b - a, 4) for k, a, b in zip(names, c[:-1], c[1:], strict=True)}
 
 
-def time_dense(params, vm, K, size, gc, ga):
-    leaves = [p.detach().double().requires_grad_(True) for p in params]
-    t0, c0 = time.perf_counter(), time.process_time()
-    out, _ = render_dense(*leaves, vm.double(), K.double(), size, size, pixel_chunk=1024,
-                          grads=(gc.double(), ga.double()))
-    return {"wall": time.perf_counter() - t0, "cpu": time.process_time() - c0}, out, [
-        p.grad for p in leaves]
+def time_dense(params, vm, K, size, gc, ga, repeats):
+    last = {}
+
+    def run():
+        leaves = [p.detach().double().requires_grad_(True) for p in params]
+        t0, c0 = time.perf_counter(), time.process_time()
+        out, _ = render_dense(*leaves, vm.double(), K.double(), size, size, pixel_chunk=1024,
+                              grads=(gc.double(), ga.double()))
+        last["out"] = out
+        return {"wall": time.perf_counter() - t0, "cpu": time.process_time() - c0}
+
+    return best_of(run, repeats), last["out"]
 
 
-def time_gsplat_torch(params, vm, K, size, gc):
+def time_gsplat_torch(params, vm, K, size, gc, repeats):
     from gsplat_torch_pipeline import render_and_backward
 
-    leaves = _leaves(params)
-    t0, c0 = time.perf_counter(), time.process_time()
-    out, stages = render_and_backward(*leaves, vm, K, size, size, grad_color=gc)
-    res = {"wall": time.perf_counter() - t0, "cpu": time.process_time() - c0}
-    res.update({k: round(v, 3) for k, v in stages.items()})
-    return res, out
+    last = {}
+
+    def run():
+        leaves = _leaves(params)
+        t0, c0 = time.perf_counter(), time.process_time()
+        out, stages = render_and_backward(*leaves, vm, K, size, size, grad_color=gc)
+        last["out"] = out
+        return {"wall": time.perf_counter() - t0, "cpu": time.process_time() - c0,
+                **{k: float(v) for k, v in stages.items()}}
+
+    res = best_of(run, repeats)
+    return {k: round(v, 3) if k not in ("wall", "cpu") else v for k, v in res.items()}, last["out"]
+
+
+#: Dense float64 baseline up to this many (Gaussian, pixel) pairs (10k Gaussians at 256^2).
+DENSE_MAX_PAIRS = 10_000 * 256 * 256
+DEFAULT_CASES = [(2_000, 64)]
+FULL_COUNTS, FULL_SIZES = [10_000, 50_000, 200_000], [256, 512]
 
 
 def time_cuda(n, size, repeats):
@@ -162,73 +200,92 @@ def _rel(a, b):
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--counts", type=int, nargs="+", default=[10_000, 50_000, 200_000])
-    ap.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
+    ap.add_argument("--full", action="store_true",
+                    help=f"N in {FULL_COUNTS} x S in {FULL_SIZES} (long: baselines take minutes)")
+    ap.add_argument("--counts", type=int, nargs="+", default=None, help="N (with --sizes)")
+    ap.add_argument("--sizes", type=int, nargs="+", default=None, help="S (with --counts)")
+    ap.add_argument("--repeats", type=int, default=3, help="best of this many, after a warm-up")
+    ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     ap.add_argument("--tile-size", type=int, default=None, help="default: automatic")
     ap.add_argument("--no-baselines", action="store_true")
     ap.add_argument("--profile", action="store_true", help="op profile of the largest case")
     ap.add_argument("--cuda", action="store_true", help="also compare with gsplat on a GPU")
+    ap.add_argument("--json", type=Path, default=None, help="also write the JSON result here")
     args = ap.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    if args.counts or args.sizes or args.full:
+        counts = args.counts or (FULL_COUNTS if args.full else [DEFAULT_CASES[0][0]])
+        sizes = args.sizes or (FULL_SIZES if args.full else [DEFAULT_CASES[0][1]])
+        cases = [(n, s) for n in counts for s in sizes]
+    else:
+        cases = list(DEFAULT_CASES)
+    torch.set_num_threads(args.threads)
     rows = []
     hdr = (f"{'N':>7} {'size':>4} {'ts':>2} {'isects':>9} {'fwd s':>7} {'bwd s':>7} {'total':>7} "
-           f"{'baseline':>14} {'base s':>8} {'ratio':>6} {'rel.err':>8}  stages (cpu s)")
+           f"{'baseline':>14} {'base s':>8} {'ratio':>6} {'cpu r.':>6} {'rel.err':>8}  "
+           "stages (cpu s)")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"{platform.processor() or platform.machine()}, load {os.getloadavg()[0]:.2f}")
+          f"{platform.processor() or platform.machine()}, load {os.getloadavg()[0]:.2f}; "
+          f"every time is the best of {args.repeats} after a warm-up")
     print(hdr)
-    for n in args.counts:
-        for size in args.sizes:
-            params, vm, K, gc, ga = make_scene(n, size)
-            ours, out, grads = time_ours(params, vm, K, size, gc, ga, args.repeats,
-                                         args.tile_size)
-            stages_ours(params, vm, K, size, gc, ga, ours["tile_size"])  # warm-up
-            stages = stages_ours(params, vm, K, size, gc, ga, ours["tile_size"])
-            row = {"n": n, "size": size, **{k: (round(v, 4) if isinstance(v, float) else v)
-                                             for k, v in ours.items()}, "stages": stages}
-            base_name, base_s, ratio, err = "-", math.nan, math.nan, math.nan
-            if not args.no_baselines:
-                if n <= 10_000 and size <= 256:
-                    base_name = "dense f64"
-                    res, bout, _ = time_dense(params, vm, K, size, gc, ga)
-                else:
-                    base_name = "gsplat-torch"
-                    try:
-                        res, bout = time_gsplat_torch(params, vm, K, size, gc)
-                    except ImportError:
-                        res, bout, base_name = None, None, "gsplat missing"
-                if res is not None:
-                    base_s = res["wall"]
-                    ratio = base_s / (ours["fwd"] + ours["bwd"])
-                    err = _rel(out, bout)
-                    row["baseline"] = {"name": base_name, **res, "ratio": round(ratio, 1),
-                                       "image_rel_err": err}
-            rows.append(row)
-            st = " ".join(f"{k}={v:.3f}" for k, v in stages.items())
-            print(f"{n:>7} {size:>4} {ours['tile_size']:>2} {ours['n_isects']:>9} "
-                  f"{ours['fwd']:>7.3f} {ours['bwd']:>7.3f} {ours['fwd'] + ours['bwd']:>7.3f} "
-                  f"{base_name:>14} {base_s:>8.2f} {ratio:>6.1f} {err:>8.1e}  {st}", flush=True)
+    for n, size in cases:
+        params, vm, K, gc, ga = make_scene(n, size)
+        ours, out, grads = time_ours(params, vm, K, size, gc, ga, args.repeats, args.tile_size)
+        stages_ours(params, vm, K, size, gc, ga, ours["tile_size"])  # warm-up
+        stages = stages_ours(params, vm, K, size, gc, ga, ours["tile_size"])
+        total = ours["fwd"] + ours["bwd"]
+        row = {"n": n, "size": size, "total": round(total, 4),
+               **{k: (round(v, 4) if isinstance(v, float) else v) for k, v in ours.items()},
+               "stages": stages}
+        base_name, base_s, ratio, ratio_cpu, err = "-", math.nan, math.nan, math.nan, math.nan
+        if not args.no_baselines:
+            res = None
+            if n * size * size <= DENSE_MAX_PAIRS:
+                base_name = "dense f64"
+                res, bout = time_dense(params, vm, K, size, gc, ga, args.repeats)
+            else:
+                base_name = "gsplat-torch"
+                try:
+                    res, bout = time_gsplat_torch(params, vm, K, size, gc, args.repeats)
+                except ImportError:
+                    base_name = "gsplat missing"
+            if res is not None:
+                base_s = res["wall"]
+                ratio = base_s / total  # wall clock, best of each
+                ratio_cpu = res["cpu"] / ours["cpu"]  # process CPU time: robust to a busy host
+                err = _rel(out, bout)
+                row["baseline"] = {"name": base_name, **res, "ratio": round(ratio, 1),
+                                   "ratio_cpu": round(ratio_cpu, 1), "image_rel_err": err}
+            else:
+                row["baseline"] = {"name": base_name}
+        rows.append(row)
+        st = " ".join(f"{k}={v:.3f}" for k, v in stages.items())
+        print(f"{n:>7} {size:>4} {ours['tile_size']:>2} {ours['n_isects']:>9} "
+              f"{ours['fwd']:>7.3f} {ours['bwd']:>7.3f} {total:>7.3f} "
+              f"{base_name:>14} {base_s:>8.2f} {ratio:>6.1f} {ratio_cpu:>6.1f} {err:>8.1e}  {st}",
+              flush=True)
     result = {"bench": "raster", "torch": torch.__version__, "threads": torch.get_num_threads(),
-              "rows": rows}
+              "repeats": args.repeats, "timing": "best of repeats after one warm-up, every "
+              "contender", "load_avg": round(os.getloadavg()[0], 2), "rows": rows}
     if args.cuda and torch.cuda.is_available():
-        result["cuda"] = {f"{n}@{s}": time_cuda(n, s, 20) for n in args.counts for s in args.sizes}
+        result["cuda"] = {f"{n}@{s}": time_cuda(n, s, 20) for n, s in cases}
         for k, v in result["cuda"].items():
             print(f"cuda {k}: ours {v['ours_ms']} ms, gsplat {v['gsplat_ms']} ms, "
                   f"overhead {v['overhead_pct']} %")
     if args.profile:
         from torch.profiler import ProfilerActivity, profile
 
-        params, vm, K, gc, ga = make_scene(max(args.counts), max(args.sizes))
+        n, size = max(cases, key=lambda c: c[0] * c[1] * c[1])
+        params, vm, K, gc, ga = make_scene(n, size)
         leaves = _leaves(params)
         with profile(activities=[ProfilerActivity.CPU]) as prof:
-            out, alpha, _ = rasterize(*leaves, vm, K, max(args.sizes), max(args.sizes),
-                                      tile_size=args.tile_size)
+            out, alpha, _ = rasterize(*leaves, vm, K, size, size, tile_size=args.tile_size)
             ((out * gc).sum() + (alpha * ga).sum()).backward()
         print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15))
-    print(json.dumps(result))
-    _ = choose_tile_size  # re-exported for readers of this script
+    line = json.dumps(result)
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(line + "\n")
+    print(line)
     return 0
 
 

@@ -182,6 +182,27 @@ def cmd_fit_shape(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_fit_generator(args: argparse.Namespace) -> int:
+    import torch
+
+    from backend.methods.dnf.checkpoint import load_checkpoint
+    from backend.methods.dnf.gen.store import fit_generator
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model = load_checkpoint(args.model_dir)
+    t0 = time.monotonic()
+    progress = LineProgress()
+    try:
+        folder = fit_generator(model, Path(args.model_dir), args.preset, progress=progress,
+                               iters_scale=args.iters_scale)
+    finally:
+        progress.close()
+    print(f"generator for dictionary {model.sha256[:12]}... written to {folder} in "
+          f"{time.monotonic() - t0:.0f} s")
+    return 0
+
+
 def add_dnf_commands(subparsers) -> argparse.ArgumentParser:
     """Add ``dnf`` with its sub-commands to an ``argparse`` sub-parser collection."""
     dnf = subparsers.add_parser("dnf", help="DNF: shape/motion neural fields and dictionary")
@@ -237,6 +258,17 @@ def add_dnf_commands(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--iters", type=int, default=0, help="steps (default: the preset's)")
     p.add_argument("--out", help="write the fitted shape vector (.safetensors + .json)")
     p.set_defaults(func=cmd_fit_shape)
+
+    p = sub.add_parser("fit-generator", help="train the shape and motion diffusion of a model "
+                       "(saved into its folder, under generator/)")
+    p.add_argument("--model-dir", default=str(SHIPPED), help="DNF model folder (default: the "
+                   "shipped tiny model)")
+    p.add_argument("--preset", default="tiny", choices=["tiny", "default"],
+                   help="generator sizes (default %(default)s: CPU-sized)")
+    p.add_argument("--iters-scale", type=float, default=1.0,
+                   help="multiply the preset's training steps (e.g. 0.01 for a smoke run)")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads")
+    p.set_defaults(func=cmd_fit_generator)
     return dnf
 
 

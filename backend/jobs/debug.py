@@ -36,6 +36,9 @@ SLEEP = KindSpec(
         ParamSpec("keep_on_cancel", "float", 0.0, "on cancel, spend this many seconds saving "
                   "the latest state and end done (extra.cancelled_at_step); 0: end cancelled",
                   0.0, 600.0),
+        ParamSpec("write_first", "bool", False,
+                  "write the result files before sleeping (a job stopped mid-way then leaves a "
+                  "partial result behind)"),
     ),
 )
 CRASH = KindSpec(
@@ -90,6 +93,10 @@ def _strip(frames: int, vertices: int, fps: float = 24.0) -> MeshSequence:
 
 def run_sleep(ctx: JobContext, params: dict, inputs: list[Path]) -> Manifest:
     steps, seconds = params["steps"], params["seconds"]
+    manifest = None
+    if params["write_first"]:
+        manifest = mesh_result(ctx, _strip(params["frames"], params["vertices"]), SLEEP.name,
+                               params)
     for i in range(steps):
         if params["keep_on_cancel"] > 0 and ctx.cancelled():
             ctx.finishing()
@@ -101,6 +108,8 @@ def run_sleep(ctx: JobContext, params: dict, inputs: list[Path]) -> Manifest:
         else:
             ctx.progress("sleeping", i / steps, f"step {i + 1} of {steps}", force=True)
         time.sleep(seconds / steps)
+    if manifest is not None:
+        return manifest
     return mesh_result(ctx, _strip(params["frames"], params["vertices"]), SLEEP.name, params)
 
 

@@ -72,12 +72,28 @@ def builtin_kinds(debug: bool = False, models: ModelRegistry | None = None) -> d
         runner = "backend.methods.dnf.jobs:"
         kinds += [JobKind(dnf_jobs.reconstruct_kind(dnf), runner + "run_reconstruct", folders),
                   JobKind(dnf_jobs.fit_shape_kind(dnf), runner + "run_fit_shape", folders)]
+        kinds += _creature_kinds(dnf)
     else:
         log.warning("no dnf model found: the dnf.* kinds are not offered")
     out = {k.name: k for k in kinds}
     if debug:
         out.update(debug_kinds())
     return out
+
+
+def _creature_kinds(dnf: list) -> list[JobKind]:
+    """The ``creature.*`` kinds for the DNF models holding a generator (none: not offered)."""
+    from backend.methods.dnf import creature_jobs as cj
+
+    gen = cj.creature_models(dnf)
+    if not gen:
+        log.info("no dnf model holds a generator: the creature.* kinds are not offered")
+        return []
+    folders = tuple((m.name, str(m.folder)) for m in gen)
+    runners = {cj.SAMPLE: "run_sample", cj.ANIMATE: "run_animate_mesh",
+               cj.RESAMPLE: "run_resample", cj.BLEND: "run_blend"}
+    return [JobKind(spec, f"backend.methods.dnf.creature_jobs:{runners[name]}", folders)
+            for name, spec in cj.kind_specs(gen).items()]
 
 
 def debug_kinds() -> dict[str, JobKind]:

@@ -73,8 +73,10 @@ def _gsplat_rasterization():
         from gsplat import rasterization
     except Exception as exc:  # ImportError, or a broken CUDA build
         raise RasterizerUnavailable(
-            "CUDA rendering needs the gsplat package (pip install gsplat), which could not be "
-            f"imported: {exc}. Pass backend='torch' to use the slower built-in rasterizer."
+            "CUDA rendering needs the gsplat package, which could not be imported "
+            f"({type(exc).__name__}: {exc}). Install it with `pip install -e '.[cuda]'` (or "
+            "`pip install gsplat`), or pass backend='torch' to use the slower built-in "
+            "rasterizer."
         ) from exc
     return rasterization
 
@@ -161,9 +163,12 @@ def rasterize(
         raise ValueError(f"backend must be 'auto', 'gsplat' or 'torch', got {backend!r}")
     use_gsplat = backend == "gsplat" or (backend == "auto" and means.is_cuda)
     if use_gsplat:
+        gsplat_rasterization = _gsplat_rasterization()  # first: a missing gsplat is the news
         if not means.is_cuda:
-            raise RasterizerUnavailable("backend='gsplat' needs CUDA tensors")
-        return _gsplat_rasterization()(
+            raise RasterizerUnavailable(
+                f"backend='gsplat' needs CUDA tensors, got means on {means.device}"
+            )
+        return gsplat_rasterization(
             means, quats, scales, opacities, colors, viewmats, Ks, width, height,
             near_plane=near_plane, far_plane=far_plane, radius_clip=radius_clip, eps2d=eps2d,
             sh_degree=sh_degree, tile_size=16 if tile_size is None else tile_size,

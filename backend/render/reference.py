@@ -9,6 +9,9 @@ Pixels are processed in chunks so that memory stays bounded (``pixel_chunk`` pix
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor
 
@@ -57,6 +60,71 @@ def project_dense(means, quats, scales, viewmat, K, width, height, eps2d, near, 
     return mean2d, conic, p[:, 2], in_range, comp
 
 
+ALPHA_THRESHOLD = 1.0 / 255.0
+ALPHA_MAX = 0.999
+T_MIN = 1e-4
+
+
+@dataclass(frozen=True)
+class EdgeBands:
+    """Half-widths of the bands around the rasterizer's discontinuities, in log units.
+
+    A float32 renderer computes every alpha and transmittance with a small relative error, so a
+    contribution whose float64 value lies within that error of an edge may land on the other side
+    of it: ``alpha`` (``o exp(-sigma)`` before the clamp) against the 1/255 cut-off and the 0.999
+    clamp, and the transmittance after a Gaussian against the 1e-4 stop. ``sigma`` is the band
+    above 0 of gsplat's ``sigma < 0`` skip (only reached through rounding at a Gaussian's centre).
+
+    Sizes: float32 sigma (a sum of terms up to ~10 at ~6e-8 relative, plus a 1e-5 px error in
+    the projected mean) is off by a few 1e-6, which is the error in log alpha: ``log_alpha`` =
+    1e-4 leaves ~30x. ``log T`` sums ``alpha / (1 - alpha)`` times that per Gaussian, up to
+    ~1e-4 per opaque (alpha 0.99) Gaussian: ``log_T`` = 5e-3.
+    """
+
+    log_alpha: float = 1e-4
+    log_T: float = 5e-3
+    sigma: float = 1e-9
+
+
+def _sorted_camera(means, quats, scales, opacities, colors_c, viewmat, K, width, height, eps2d,
+                   near_plane, far_plane, antialiased):
+    """Projected Gaussians of one camera, in range and sorted front to back.
+
+    Returns means2d [n, 2], conics [n, 2, 2], opacities [n], colours [n, D], original ids [n].
+    """
+    m2, conic, depth, ok, comp = project_dense(
+        means, quats, scales, viewmat, K, width, height, eps2d, near_plane, far_plane
+    )
+    op = opacities * comp if antialiased else opacities
+    order = torch.sort(depth.detach(), stable=True).indices
+    order = order[ok[order]]
+    return m2[order], conic[order], op[order], colors_c[order], order
+
+
+def _pixel_terms(m2, conic, op, p):
+    """The compositing terms of pixel centres p [Pc, 2] and n sorted Gaussians, all [Pc, n].
+
+    Returns sigma; the raw alpha ``o exp(-sigma)`` before the clamp; ``after``, the
+    transmittance after each Gaussian if no stop applied; ``used`` (not skipped by the cut-off);
+    ``stop`` (the Gaussian the pixel stops at); ``take`` (composited) and ``a``, the clamped
+    alpha of every composited Gaussian (0 elsewhere).
+    """
+    d = m2[None, :, :] - p[:, None, :]  # [Pc, n, 2]
+    sigma = 0.5 * torch.einsum("pni,nij,pnj->pn", d, conic, d)
+    raw = op[None, :] * torch.exp(-sigma)
+    alpha = torch.clamp(raw, max=ALPHA_MAX)
+    used = (sigma >= 0) & (alpha >= ALPHA_THRESHOLD)
+    a = torch.where(used, alpha, torch.zeros_like(alpha))
+    # Transmittance after each Gaussian if every used one were composited.
+    after = torch.cumprod(1.0 - a, dim=1)
+    # A pixel stops at the first used Gaussian that would bring T to <= 1e-4.
+    stop = used & (after <= T_MIN)
+    stopped_before = torch.cumsum(stop.to(torch.int64), dim=1) > 0  # includes itself
+    take = used & ~stopped_before
+    a = torch.where(take, a, torch.zeros_like(a))
+    return sigma, raw, after, used, stop, take, a
+
+
 def render_dense(
     means: Tensor,
     quats: Tensor,
@@ -95,35 +163,17 @@ def render_dense(
     if colors.dim() == 2:
         colors = colors.expand(C, N, colors.shape[-1])
     D = colors.shape[-1]
-    ys, xs = torch.meshgrid(
-        torch.arange(height, dtype=means.dtype), torch.arange(width, dtype=means.dtype),
-        indexing="ij",
-    )
-    pix = torch.stack([xs.reshape(-1), ys.reshape(-1)], -1) + 0.5  # [HW, 2]
+    pix = _pixel_centres(width, height, means.dtype)
     out_c, out_a = [], []
     for ci in range(C):
-        m2, conic, depth, ok, comp = project_dense(
-            means, quats, scales, viewmats[ci], Ks[ci], width, height, eps2d, near_plane, far_plane
+        m2, conic, op, col, _ = _sorted_camera(
+            means, quats, scales, opacities, colors[ci], viewmats[ci], Ks[ci], width, height,
+            eps2d, near_plane, far_plane, antialiased,
         )
-        op = opacities * comp if antialiased else opacities
-        order = torch.sort(depth.detach(), stable=True).indices
-        order = order[ok[order]]
-        m2, conic, op, col = m2[order], conic[order], op[order], colors[ci][order]
         cols, alphas = [], []
         for p0 in range(0, pix.shape[0], pixel_chunk):
             p = pix[p0 : p0 + pixel_chunk]  # [Pc, 2]
-            d = m2[None, :, :] - p[:, None, :]  # [Pc, n, 2]
-            sigma = 0.5 * torch.einsum("pni,nij,pnj->pn", d, conic, d)
-            alpha = torch.clamp(op[None, :] * torch.exp(-sigma), max=0.999)
-            used = (sigma >= 0) & (alpha >= 1.0 / 255.0)
-            a = torch.where(used, alpha, torch.zeros_like(alpha))
-            # Transmittance after each Gaussian if every used one were composited.
-            after = torch.cumprod(1.0 - a, dim=1)
-            # A pixel stops at the first used Gaussian that would bring T to <= 1e-4.
-            stop = used & (after <= 1e-4)
-            stopped_before = torch.cumsum(stop.to(torch.int64), dim=1) > 0  # includes itself
-            take = used & ~stopped_before
-            a = torch.where(take, a, torch.zeros_like(a))
+            a = _pixel_terms(m2, conic, op, p)[-1]
             T = torch.cumprod(1.0 - a, dim=1)
             T_before = torch.cat([torch.ones_like(T[:, :1]), T[:, :-1]], dim=1)
             w = a * T_before
@@ -144,6 +194,64 @@ def render_dense(
     return torch.stack(out_c), torch.stack(out_a)
 
 
+def _pixel_centres(width: int, height: int, dtype) -> Tensor:
+    ys, xs = torch.meshgrid(
+        torch.arange(height, dtype=dtype), torch.arange(width, dtype=dtype), indexing="ij"
+    )
+    return torch.stack([xs.reshape(-1), ys.reshape(-1)], -1) + 0.5  # [HW, 2]
+
+
+@torch.no_grad()
+def near_edges(
+    means: Tensor,
+    quats: Tensor,
+    scales: Tensor,
+    opacities: Tensor,
+    viewmats: Tensor,
+    Ks: Tensor,
+    width: int,
+    height: int,
+    bands: EdgeBands = EdgeBands(),
+    eps2d: float = 0.3,
+    near_plane: float = 0.01,
+    far_plane: float = 1e10,
+    antialiased: bool = False,
+    pixel_chunk: int = 4096,
+) -> Tensor:
+    """Pixels whose result a float32 renderer may legitimately flip: [C, H, W] bool.
+
+    A pixel is near an edge when, among the Gaussians it reaches before its stop (the stopping
+    one included), a raw alpha lies within ``bands.log_alpha`` (in log) of 1/255 or of the 0.999
+    clamp, a sigma lies in [0, ``bands.sigma``) or below 0 with alpha over the cut-off, or the
+    transmittance after a used Gaussian lies within ``bands.log_T`` (in log) of 1e-4. Run it on
+    the float64 inputs of the reference. Away from these pixels the image is a smooth function
+    of the inputs, so a float32 result must match it closely, and so must the gradient of any
+    loss that ignores them.
+    """
+    C, N = viewmats.shape[0], means.shape[0]
+    dummy = torch.zeros(N, 1, dtype=means.dtype)
+    pix = _pixel_centres(width, height, means.dtype)
+    px_out = torch.zeros(C, height * width, dtype=torch.bool)
+    log_thr, log_max, log_tmin = math.log(ALPHA_THRESHOLD), math.log(ALPHA_MAX), math.log(T_MIN)
+    for ci in range(C):
+        m2, conic, op, _, _ = _sorted_camera(
+            means, quats, scales, opacities, dummy, viewmats[ci], Ks[ci], width, height, eps2d,
+            near_plane, far_plane, antialiased,
+        )
+        for p0 in range(0, pix.shape[0], pixel_chunk):
+            p = pix[p0 : p0 + pixel_chunk]
+            sigma, raw, after, used, stop, _, _ = _pixel_terms(m2, conic, op, p)
+            before_stop = (torch.cumsum(stop.to(torch.int64), dim=1) - stop.to(torch.int64)) == 0
+            log_raw = torch.log(raw.clamp_min(1e-300))
+            near_cut = (log_raw - log_thr).abs() < bands.log_alpha
+            near_clamp = (log_raw - log_max).abs() < bands.log_alpha
+            near_zero = (sigma < bands.sigma) & (log_raw > log_thr - bands.log_alpha)
+            near_stop = used & ((torch.log(after.clamp_min(1e-300)) - log_tmin).abs() < bands.log_T)
+            edge = before_stop & (near_cut | near_clamp | near_zero | near_stop)
+            px_out[ci, p0 : p0 + pixel_chunk] = edge.any(dim=1)
+    return px_out.reshape(C, height, width)
+
+
 def composite_literal(
     means2d: list[list[float]],
     conics: list[list[float]],
@@ -156,8 +264,6 @@ def composite_literal(
 
     Gaussians must already be sorted front to back. Used to check :func:`render_dense` itself.
     """
-    import math
-
     T = 1.0
     out = [0.0] * len(colors[0]) if colors else []
     for (mx, my), (a, b, c), o, col in zip(means2d, conics, opacities, colors, strict=True):

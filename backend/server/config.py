@@ -25,6 +25,9 @@ class ServerConfig:
     chunk_bytes: int = DEFAULT_CHUNK_BYTES
     sndhwm: int = 32
     debug_kinds: bool = False
+    #: fork each job's process from a fork server that imported the methods ahead (False: a
+    #: fresh interpreter per job, as before; see backend/server/engine.py)
+    warm_workers: bool = True
     models_dir: Path | None = None  # None: <data_dir>/models (see backend/models/registry.py)
 
     @property

@@ -1,11 +1,21 @@
 """The job engine: a FIFO queue and up to ``workers`` jobs running, each in its own process.
 
-A process per job isolates the server from a method's crash or out-of-memory death. Cancel is
-cooperative first (an event the method sees at its next progress step); a job still alive after
-``cancel_grace_s`` is killed, unless it said it is saving its latest state as the result
-(``finishing``), which gives it ``finish_grace_s`` more. The engine is driven by the server loop
-calling :meth:`poll`; it reports every change through ``on_change(record, event)`` with event
-``progress``, ``state`` or ``preview`` (a running job's latest is in :attr:`JobEngine.previews`).
+A process per job isolates the server from a method's crash or out-of-memory death. So that a
+small job does not wait for Python to start and import its method, job processes are *warm*: a
+fork server (started when the engine starts, before any job arrives) imports the worker and every
+offered kind's modules once, and forks each job's process from that ready state in milliseconds.
+Still one process per job, never reused. ``warm=False`` starts a fresh interpreter per job (the
+old way; kept for comparison in ``bench/job_overhead.py`` and where fork servers do not exist).
+
+Processes are started on a launcher thread, so the server loop never blocks on a start (the first
+start waits for the fork server to finish its imports). Cancel is cooperative first (an event the
+method sees at its next progress step); a job still alive after ``cancel_grace_s`` is killed,
+unless it said it is saving its latest state as the result (``finishing``), which gives it
+``finish_grace_s`` more. A job is reported finished as soon as its worker's final message
+arrives; its process is reaped in the background but still holds its worker slot until it has
+exited (its memory, its GPU). The engine is driven by the server loop calling :meth:`poll`; it
+reports every change through ``on_change(record, event)`` with event ``progress``, ``state`` or
+``preview`` (a running job's latest preview is in :attr:`JobEngine.previews`).
 """
 
 from __future__ import annotations
@@ -13,11 +23,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import multiprocessing as mp
+import queue
 import sys
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 
 from backend.jobs.registry import JobKind
@@ -25,6 +37,8 @@ from backend.server.store import JobRecord, JobStore
 from backend.server.worker import worker_main
 
 log = logging.getLogger("anim4d.engine")
+#: a worker still alive this long after its final message is killed
+EXIT_GRACE_S = 30.0
 
 
 @contextlib.contextmanager
@@ -46,23 +60,100 @@ def _main_hidden():
         yield
     finally:
         main.__dict__.update(saved)
+
+
 ChangeHook = Callable[[JobRecord, str], None]
+
+
+def warm_modules(kinds: dict[str, JobKind]) -> list[str]:
+    """What a warm worker imports ahead: the worker and each kind's runner module.
+
+    Not what a runner imports lazily inside its function (DNF's torch): every server start, and
+    every test that starts one, would pay for it (about 4 s of CPU, 270 MB), for jobs that run
+    minutes; the small jobs that must start at once import nothing heavy lazily.
+    """
+    names = ["backend.server.worker"]
+    names += [kind.runner.partition(":")[0] for kind in kinds.values()]
+    return list(dict.fromkeys(names))
 
 
 @dataclass
 class _Running:
-    process: mp.process.BaseProcess
+    args: tuple  # worker_main's arguments
     conn: Connection
+    child: Connection  # the worker's end of the pipe; closed here once the worker started
     cancel: object
+    warm: bool
+    launched: threading.Event = field(default_factory=threading.Event)
+    process: mp.process.BaseProcess | None = None  # set by the launcher, then ``launched``
+    launch_error: str | None = None
     cancel_at: float | None = None
     final: tuple | None = None
     finishing: bool = False
 
 
+@dataclass
+class _Exiting:
+    process: mp.process.BaseProcess
+    conn: Connection
+    since: float
+
+
+class _Launcher(threading.Thread):
+    """Starts job processes off the server loop, in order."""
+
+    def __init__(self, engine: JobEngine):
+        super().__init__(name="anim4d-launcher", daemon=True)
+        self.engine = engine
+        self.todo: queue.Queue[_Running | None] = queue.Queue()
+
+    def run(self) -> None:
+        if self.engine.warm:
+            self._warm_up()
+        while (run := self.todo.get()) is not None:
+            try:
+                self._start(run)
+            except Exception as err:  # noqa: BLE001 - reported as the job's failure
+                log.exception("starting a worker process failed")
+                run.launch_error = f"{type(err).__name__}: {err}"
+            finally:
+                run.child.close()
+                run.launched.set()
+
+    def _warm_up(self) -> None:
+        """Start the fork server now, so that its imports are done before the first job."""
+        from multiprocessing import forkserver
+
+        try:
+            forkserver.ensure_running()
+        except Exception as err:  # noqa: BLE001 - fall back to a fresh process per job
+            self._go_cold(err)
+
+    def _go_cold(self, err: BaseException) -> None:
+        log.warning("no warm worker (%s: %s): each job starts a fresh process", type(err).__name__,
+                    err)
+        self.engine.warm = False
+
+    def _start(self, run: _Running) -> None:
+        if run.warm and self.engine.warm:
+            process = self.engine.make_process(run.args, warm=True)
+            try:
+                with _main_hidden():
+                    process.start()
+                run.process = process
+                return
+            except Exception as err:  # noqa: BLE001 - the fork server failed: go cold
+                self._go_cold(err)
+        process = self.engine.make_process(run.args, warm=False)
+        with _main_hidden():
+            process.start()
+        run.process = process
+
+
 class JobEngine:
     def __init__(self, store: JobStore, kinds: dict[str, JobKind], workers: int = 1,
                  cancel_grace_s: float = 5.0, on_change: ChangeHook | None = None,
-                 finish_grace_s: float = 300.0):
+                 warm: bool = True, finish_grace_s: float = 300.0):
         self.store = store
         self.kinds = kinds
         self.workers = max(1, workers)
@@ -73,9 +164,25 @@ class JobEngine:
         self.queue: deque[str] = deque()
         self.running: dict[str, _Running] = {}
         self.previews: dict[str, tuple[dict, dict]] = {}  # job id -> latest (content, arrays)
-        self._mp = mp.get_context("spawn")
+        self.exiting: list[_Exiting] = []
+        self.warm = warm and "forkserver" in mp.get_all_start_methods()
+        self._cold = mp.get_context("spawn")
+        self._warm = mp.get_context("forkserver") if self.warm else self._cold
+        self._launcher: _Launcher | None = None
 
     # ---- state ---------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the launcher (and with it the warm worker's imports). Called once, by the
+        server when it binds; :meth:`submit` calls it too if nobody did."""
+        if self._launcher is not None:
+            return
+        if self.warm:
+            # The fork server is one per process: the first engine to start it names what it
+            # imports. An embedding process's later servers fork from it all the same.
+            self._warm.set_forkserver_preload(warm_modules(self.kinds))
+        self._launcher = _Launcher(self)
+        self._launcher.start()
+
     def restore(self) -> list[str]:
         """Reload jobs from disk after a restart; returns lines worth logging."""
         records, notes = self.store.load_all()
@@ -85,9 +192,12 @@ class JobEngine:
                 rec.error = {"code": "interrupted",
                              "message": "the server stopped while this job was running"}
                 self.store.clear_result(rec.id)
+                self.store.clear_work(rec.id)
                 self.store.save(rec)
             elif rec.state == "queued":
                 self.queue.append(rec.id)
+            elif rec.state != "done" and self.store.partial_dir(rec.id).exists():
+                self.store.clear_result(rec.id)  # left by a server that died mid-way
             self.records[rec.id] = rec
         notes.append(f"restored {len(records)} jobs ({len(self.queue)} queued)")
         return notes
@@ -103,7 +213,8 @@ class JobEngine:
 
     @property
     def busy(self) -> bool:
-        return bool(self.running or self.queue)
+        """Jobs running, queued, or a finished job's process still exiting."""
+        return bool(self.running or self.queue or self.exiting)
 
     # ---- commands ------------------------------------------------------------------------
     def submit(self, record: JobRecord) -> None:
@@ -133,27 +244,39 @@ class JobEngine:
 
     # ---- driving -------------------------------------------------------------------------
     def poll(self, timeout: float = 0.0) -> None:
-        """Read worker messages (waiting up to ``timeout``), reap exits, kill overdue cancels."""
-        if self.running:
-            conns = [r.conn for r in self.running.values()]
+        """Read worker messages (waiting up to ``timeout``), finish jobs whose worker reported or
+        died, kill overdue cancels, reap exited processes, start queued jobs."""
+        conns = [r.conn for r in self.running.values() if r.launched.is_set()]
+        if conns:
             for conn in wait(conns, timeout=timeout):
                 self._read(conn)
         now = time.monotonic()
         for job_id, run in list(self.running.items()):
+            if not run.launched.is_set():
+                continue
+            if run.launch_error is not None:
+                del self.running[job_id]
+                run.conn.close()
+                self._finish(self.records[job_id], "failed", (
+                    "worker_died", f"could not start a worker process: {run.launch_error}"))
+                continue
             if run.final is None and run.cancel_at and now - run.cancel_at > self.cancel_grace_s:
                 log.warning("job %s ignored cancel for %.1fs: killing it", job_id,
                             self.cancel_grace_s)
                 run.process.kill()
                 run.final = ("cancelled",)
+            if run.final is None and not run.process.is_alive():
+                self._drain(run)  # a final message may still sit in the pipe
             if run.final is not None or not run.process.is_alive():
-                self._reap(job_id, run)
+                self._complete(job_id, run)
+        self._reap_exiting(now)
         self._start_ready()
 
     def _read(self, conn: Connection) -> None:
         job_id = next(j for j, r in self.running.items() if r.conn is conn)
         run = self.running[job_id]
         try:
-            while conn.poll():
+            while run.final is None and conn.poll():
                 msg = conn.recv()
                 if msg[0] == "progress":
                     rec = self.records[job_id]
@@ -169,24 +292,24 @@ class JobEngine:
                 else:
                     run.final = msg
         except (EOFError, OSError):
-            pass  # the worker exited; _reap decides what that means
+            pass  # the worker exited; poll decides what that means
 
-    def _reap(self, job_id: str, run: _Running) -> None:
-        if run.final is None:
-            run.process.join(timeout=0.5)
-            if run.process.is_alive():
-                return
-            try:  # a final message may still sit in the pipe
-                while run.conn.poll():
-                    msg = run.conn.recv()
-                    if msg[0] not in ("progress", "preview", "finishing"):
-                        run.final = msg
-            except (EOFError, OSError):
-                pass
-        run.process.join(timeout=2.0)
-        run.conn.close()
+    @staticmethod
+    def _drain(run: _Running) -> None:
+        try:
+            while run.final is None and run.conn.poll():
+                msg = run.conn.recv()
+                if msg[0] not in ("progress", "preview", "finishing"):
+                    run.final = msg
+        except (EOFError, OSError):
+            pass
+
+    def _complete(self, job_id: str, run: _Running) -> None:
+        """The job is over (final message, or its process died): record the outcome now; the
+        process, if still exiting, is reaped later."""
         del self.running[job_id]
         self.previews.pop(job_id, None)
+        self.exiting.append(_Exiting(run.process, run.conn, time.monotonic()))
         rec = self.records[job_id]
         final = run.final
         if final is None:
@@ -203,12 +326,33 @@ class JobEngine:
                              f"the worker process running {rec.kind} died: {why}{hint}; "
                              "see the job's worker.log on the server"))
         elif final[0] == "done":
-            rec.result = final[1]
+            try:
+                self.store.commit_result(job_id)
+            except OSError as err:
+                log.error("job %s: storing its result failed: %s", job_id, err)
+                self._finish(rec, "failed", ("job_failed",
+                             f"the server could not store the result: {err.strerror}"))
+                return
+            rec.result, rec.method_s = final[1], float(final[2])
             self._finish(rec, "done")
         elif final[0] == "cancelled":
             self._finish(rec, "cancelled")
         else:
             self._finish(rec, "failed", (final[1], final[2]))
+
+    def _reap_exiting(self, now: float) -> None:
+        for gone in list(self.exiting):
+            if gone.process.is_alive():
+                if now - gone.since < EXIT_GRACE_S:
+                    continue
+                log.warning("a finished job's worker (pid %s) did not exit: killing it",
+                            gone.process.pid)
+                gone.process.kill()
+            gone.process.join(timeout=1.0)
+            if gone.process.is_alive():
+                continue
+            gone.conn.close()
+            self.exiting.remove(gone)
 
     def _finish(self, rec: JobRecord, state: str, error: tuple[str, str] | None = None) -> None:
         rec.state, rec.finished = state, time.time()
@@ -223,8 +367,13 @@ class JobEngine:
         log.info("job %s %s%s", rec.id, state, f": {error[1]}" if error else "")
         self.on_change(rec, "state")
 
+    def make_process(self, args: tuple, warm: bool) -> mp.process.BaseProcess:
+        ctx = self._warm if warm else self._cold
+        return ctx.Process(target=worker_main, name=f"anim4d-job-{args[0][:8]}", daemon=True,
+                           args=args)
+
     def _start_ready(self) -> None:
-        while self.queue and len(self.running) < self.workers:
+        while self.queue and len(self.running) + len(self.exiting) < self.workers:
             job_id = self.queue.popleft()
             rec = self.records[job_id]
             kind = self.kinds.get(rec.kind)
@@ -232,20 +381,16 @@ class JobEngine:
                 self._finish(rec, "failed", ("unknown_kind",
                              f"this server no longer offers job kind {rec.kind!r}"))
                 continue
-            self.store.work_dir(job_id).mkdir(parents=True, exist_ok=True)
-            parent, child = self._mp.Pipe(duplex=False)
-            cancel = self._mp.Event()
+            self.start()
+            self.store.prepare_run(job_id)
+            parent, child = self._cold.Pipe(duplex=False)
+            cancel = self._cold.Event()
             inputs = [str(self.store.inputs_dir(job_id) / n) for n in rec.inputs]
-            proc = self._mp.Process(
-                target=worker_main, name=f"anim4d-job-{job_id[:8]}", daemon=True,
-                args=(job_id, kind.runner, rec.params, inputs, str(self.store.job_dir(job_id)),
-                      child, cancel),
-                kwargs={"models": kind.model_folders},
-            )
-            with _main_hidden():
-                proc.start()
-            child.close()
-            self.running[job_id] = _Running(proc, parent, cancel)
+            args = (job_id, kind.runner, rec.params, inputs, str(self.store.job_dir(job_id)),
+                    child, cancel, kind.model_folders)
+            run = _Running(args, parent, child, cancel, self.warm)
+            self.running[job_id] = run
+            self._launcher.todo.put(run)
             rec.state, rec.started = "running", time.time()
             rec.stage, rec.fraction = "starting", 0.0
             self.store.save(rec)
@@ -257,17 +402,30 @@ class JobEngine:
         """Stop every running job; mark them interrupted (finished results stay on disk)."""
         for run in self.running.values():
             run.cancel.set()
+        if self._launcher is not None:
+            self._launcher.todo.put(None)
         deadline = time.monotonic() + grace_s
         for run in self.running.values():
-            run.process.join(timeout=max(0.0, deadline - time.monotonic()))
-            if run.process.is_alive():
-                run.process.kill()
-                run.process.join(timeout=2.0)
+            run.launched.wait(max(0.0, deadline - time.monotonic()))
+        for run in self.running.values():
+            if run.launched.is_set() and run.launch_error is None:
+                run.process.join(timeout=max(0.0, deadline - time.monotonic()))
+                if run.process.is_alive():
+                    run.process.kill()
+                    run.process.join(timeout=2.0)
+            # not launched yet: the process, if it ever starts, sees the cancel and ends
             run.conn.close()
+        for gone in self.exiting:
+            if gone.process.is_alive():
+                gone.process.kill()
+            gone.process.join(timeout=2.0)
+            gone.conn.close()
+        self.exiting.clear()
         for job_id in list(self.running):
             rec = self.records[job_id]
             rec.state, rec.finished = "interrupted", time.time()
             rec.error = {"code": "interrupted", "message": "the server was shut down"}
             self.store.clear_result(job_id)
+            self.store.clear_work(job_id)
             self.store.save(rec)
         self.running.clear()

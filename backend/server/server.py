@@ -67,7 +67,7 @@ class Server:
         self.store = JobStore(config.data_dir)
         self.uploads = Uploads(self.store.uploads_dir, max_bytes=64 * 1024**3)
         self.engine = JobEngine(self.store, self.kinds, config.workers, config.cancel_grace_s,
-                                on_change=self._on_job_change)
+                                on_change=self._on_job_change, warm=config.warm_workers)
         self.ctx = context or zmq.Context.instance()
         self.socket: zmq.Socket | None = None
         self.address = ""
@@ -108,6 +108,7 @@ class Server:
                               "bind_failed") from None
         self.socket = sock
         self.address = sock.getsockopt(zmq.LAST_ENDPOINT).decode()
+        self.engine.start()  # the warm worker imports its methods now, before the first job
         log.info("serving on %s, data in %s, %d worker(s), kinds: %s", self.address,
                  self.store.root, self.engine.workers, ", ".join(self.kinds))
         log.info("models (from %s and the shipped ones): %s", self.models.models_dir,
@@ -139,7 +140,7 @@ class Server:
         poller.register(self.socket, zmq.POLLIN)
         try:
             while not self._stop.is_set():
-                busy = bool(self.engine.running or self.streams or self.outbox
+                busy = bool(self.engine.busy or self.streams or self.outbox
                             or self.pending_previews)
                 if poller.poll(5 if busy else 100):
                     self._receive_some()

@@ -1,9 +1,15 @@
 """Jobs on disk: one folder per job under ``<data-dir>/jobs/<id>/``.
 
-Layout: ``job.json`` (the :class:`JobRecord`), ``inputs/`` (uploaded files), ``result/`` (what
-the method wrote, ``manifest.json`` last), ``work/`` (scratch, removed when the job ends) and
-``worker.log``. A restarted server reads every ``job.json`` back: finished results are served
-again, jobs that were running are marked ``interrupted``, queued jobs queue again.
+Layout: ``job.json`` (the :class:`JobRecord`), ``inputs/`` (uploaded files), ``result/`` (the
+finished result), ``result.partial/`` (where a running method writes), ``work/`` (scratch, removed
+when the job ends) and ``worker.log``.
+
+A result is never half-written where it is served: the method writes into ``result.partial/``
+(``manifest.json`` last) and the server renames that folder to ``result/`` when the worker reports
+success, before ``job.json`` says ``done``. A server killed at any moment therefore leaves either a
+complete ``result/`` of a job recorded ``done``, or an empty one. A restarted server reads every
+``job.json`` back: finished results are served again, jobs that were running are marked
+``interrupted`` (their partial results removed), queued jobs queue again.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from typing import Any
 from shared.protocol import TERMINAL_STATES
 
 JOB_ID_RE = re.compile(r"^[0-9a-f]{8,64}\Z")
+PARTIAL = "result.partial"
 
 
 @dataclass
@@ -37,6 +44,8 @@ class JobRecord:
     started: float | None = None
     finished: float | None = None
     result: dict[str, Any] | None = None
+    #: seconds the method itself ran (measured in the worker); kept on disk, not sent to clients
+    method_s: float | None = None
 
     @property
     def terminal(self) -> bool:
@@ -45,6 +54,7 @@ class JobRecord:
     def info(self, queue_position: int | None = None) -> dict[str, Any]:
         """The JSON form sent to clients."""
         d = asdict(self)
+        del d["method_s"]
         d["queue_position"] = queue_position
         return d
 
@@ -67,6 +77,9 @@ class JobStore:
 
     def result_dir(self, job_id: str) -> Path:
         return self.job_dir(job_id) / "result"
+
+    def partial_dir(self, job_id: str) -> Path:
+        return self.job_dir(job_id) / PARTIAL
 
     def work_dir(self, job_id: str) -> Path:
         return self.job_dir(job_id) / "work"
@@ -99,7 +112,22 @@ class JobStore:
         records.sort(key=lambda r: r.created)
         return records, problems
 
+    def prepare_run(self, job_id: str) -> None:
+        """Fresh, empty ``result.partial/`` and ``work/`` folders for a job about to start."""
+        shutil.rmtree(self.partial_dir(job_id), ignore_errors=True)
+        self.partial_dir(job_id).mkdir(parents=True)
+        self.work_dir(job_id).mkdir(parents=True, exist_ok=True)
+
+    def commit_result(self, job_id: str) -> None:
+        """Make the finished ``result.partial/`` the job's ``result/`` in one rename."""
+        result = self.result_dir(job_id)
+        if result.exists():  # the empty placeholder (anything else is stale: a job runs once)
+            shutil.rmtree(result)
+        os.rename(self.partial_dir(job_id), result)
+
     def clear_result(self, job_id: str) -> None:
+        """Remove whatever result (finished or partial) the job has; leaves ``result/`` empty."""
+        shutil.rmtree(self.partial_dir(job_id), ignore_errors=True)
         shutil.rmtree(self.result_dir(job_id), ignore_errors=True)
         self.result_dir(job_id).mkdir(parents=True, exist_ok=True)
 

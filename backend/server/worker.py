@@ -1,25 +1,39 @@
 """The worker process: runs one job's method and reports back over a pipe.
 
-Messages sent to the server (tuples): ``("progress", stage, fraction, message)`` and
-``("preview", content, arrays)`` (a method's live preview), ``("finishing",)`` (the method saw
-a cancel and is saving its latest state), then exactly one
-of ``("done", manifest_json)``, ``("cancelled",)`` or ``("failed", code, message)``. A worker that
-dies without sending a final message (a crash, the out-of-memory killer) is detected by the engine.
+Messages sent to the server (tuples): ``("progress", stage, fraction, message)``,
+``("preview", content, arrays)`` (a method's live preview) and ``("finishing",)`` (the method saw
+a cancel and is saving its latest state as the result), then exactly one
+of ``("done", manifest_json, method_seconds)``, ``("cancelled",)`` or ``("failed", code,
+message)``. A worker that dies without sending a final message (a crash, the out-of-memory
+killer) is detected by the engine.
+
+The method writes into ``<job>/result.partial/``; the server renames it to ``result/`` once
+``done`` arrives (see :mod:`backend.server.store`). A worker whose server is gone (killed, even
+with SIGKILL) ends itself at once, so that nothing outlives the server to write into a job folder
+that a restarted server has already marked ``interrupted``.
 """
 
 from __future__ import annotations
 
 import logging
+import multiprocessing as mp
 import os
+import sys
+import threading
+import time
 import traceback
-from multiprocessing.connection import Connection
+from multiprocessing.connection import Connection, wait
 from multiprocessing.synchronize import Event
 from pathlib import Path
 
 from backend.jobs.api import JobCancelled, JobContext
 from backend.jobs.registry import load_runner
+from backend.server.store import PARTIAL
 from shared.errors import Anim4DError
 from shared.manifest import write_manifest
+
+#: exit status of a worker that ended itself because its server was gone
+ORPHANED_EXIT = 75
 
 
 def _user_paths(message: str, job_dir: Path, models: dict[str, str] | None = None) -> str:
@@ -37,14 +51,36 @@ def _user_paths(message: str, job_dir: Path, models: dict[str, str] | None = Non
     return message
 
 
+def _die_with_the_server(log: logging.Logger) -> None:
+    """End this process as soon as the server process that started it is gone.
+
+    ``parent_process().sentinel`` is a pipe the server holds open while it lives (for a worker
+    forked by the fork server too, it is the server's pipe, not the fork server's).
+    """
+    parent = mp.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        wait([parent.sentinel])
+        log.error("the server process is gone: ending this worker (pid %d)", os.getpid())
+        logging.shutdown()
+        os._exit(ORPHANED_EXIT)
+
+    threading.Thread(target=watch, name="anim4d-server-watch", daemon=True).start()
+
+
 def worker_main(job_id: str, runner: str, params: dict, inputs: list[str], job_dir: str,
                 conn: Connection, cancel: Event, models: dict[str, str] | None = None) -> None:
     folder = Path(job_dir)
     log_path = folder / "worker.log"
-    logging.basicConfig(filename=log_path, level=logging.INFO,
+    logging.basicConfig(filename=log_path, level=logging.INFO, force=True,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     log = logging.getLogger("anim4d.worker")
-    log.info("job %s (%s) starting in pid %d", job_id, runner, os.getpid())
+    _die_with_the_server(log)
+    module = runner.partition(":")[0]
+    log.info("job %s (%s) starting in pid %d; method modules imported ahead: %s", job_id, runner,
+             os.getpid(), "yes" if module in sys.modules else "no")
 
     def sink(stage: str, fraction: float, message: str) -> None:
         conn.send(("progress", stage, fraction, message))
@@ -52,17 +88,21 @@ def worker_main(job_id: str, runner: str, params: dict, inputs: list[str], job_d
     def preview_sink(content: dict, arrays: dict) -> None:
         conn.send(("preview", content, arrays))
 
-    ctx = JobContext(job_id=job_id, out_dir=folder / "result", work_dir=folder / "work",
+    ctx = JobContext(job_id=job_id, out_dir=folder / PARTIAL, work_dir=folder / "work",
                      sink=sink, cancelled=cancel.is_set, models=dict(models or {}),
                      preview_sink=preview_sink, finishing_sink=lambda: conn.send(("finishing",)))
     try:
-        manifest = load_runner(runner)(ctx, params, [Path(p) for p in inputs])
+        ctx.check_cancel()  # cancelled (or the server shut down) before this process started
+        run = load_runner(runner)
+        t0 = time.perf_counter()
+        manifest = run(ctx, params, [Path(p) for p in inputs])
+        method_s = time.perf_counter() - t0
         if "cancelled_at_step" not in manifest.extra:  # a method may stop early and keep
             ctx.check_cancel()                         # its latest state (done, not cancelled)
         manifest.job_id = job_id
         write_manifest(ctx.out_dir, manifest)
-        conn.send(("done", manifest.to_json()))
-        log.info("job %s done", job_id)
+        conn.send(("done", manifest.to_json(), method_s))
+        log.info("job %s done; the method ran %.3f s", job_id, method_s)
     except JobCancelled:
         log.info("job %s cancelled", job_id)
         conn.send(("cancelled",))

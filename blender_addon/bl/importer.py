@@ -15,6 +15,7 @@ import numpy as np
 
 from ..core import import_plan as plan
 from ..core._shared import errors, manifest, results
+from .blend_slider import apply_blend_slider
 from .import_gaussians import GaussianImport
 from .import_mesh import MeshImport
 
@@ -54,12 +55,18 @@ def import_result(folder: str | Path, *, storage: str = "AUTO", start: float | N
     if res.representation == "mesh_sequence":
         metas = plan.sequence_metas(meta, res.manifest)
         seqs = [res.mesh_sequence(i) for i in range(len(metas))]  # read all before building
+        slider = plan.blend_slider(res.manifest)
         objs, notices = [], []
         for seq_meta, seq in zip(metas, seqs, strict=True):
             job = MeshImport(seq_meta, seq.faces, seq.times, seq.vertex_count, seq.uvs,
-                             seq.colors, storage=storage, start=start, scene=scene)
+                             seq.colors, storage="SHAPE_KEYS" if slider else storage,
+                             start=start, scene=scene)
             job.add_frames(0, seq.vertices)
             objs.append(job.finish())
+            if slider is not None:
+                apply_blend_slider(objs[-1], slider)
+                notices.append(f"{objs[-1].name}: a blend; drag its '{slider.prop}' property "
+                               "(Object properties > Custom Properties) from 0 to 1")
             notices += job.notices
         return objs, notices
     frames = [res.gaussian_frame(i) for i in range(res.frame_count)]  # read all before building
@@ -144,9 +151,10 @@ class StreamImport:
         if m.representation == "mesh_sequence":
             # the stream carries the first sequence's frames; the others arrive as files
             meta = plan.sequence_metas(meta, m)[0]
+            storage = "SHAPE_KEYS" if plan.blend_slider(m) else self.storage
             self.builder = MeshImport(
                 meta, arrays["faces"], times, int(m.counts.get("vertices", 0)),
-                arrays.get("uvs"), arrays.get("colors"), storage=self.storage,
+                arrays.get("uvs"), arrays.get("colors"), storage=storage,
                 start=self.start, scene=self.scene)
         else:
             self.builder = GaussianImport(meta, times,
@@ -184,6 +192,9 @@ class StreamImport:
             for i in range(b.received, res.frame_count):
                 b.add_gaussian_frame(i, res.gaussian_frame(i), rebuild=i == last)
         obj = b.finish()
+        slider = plan.blend_slider(res.manifest)
+        if slider is not None and isinstance(b, MeshImport):
+            apply_blend_slider(obj, slider)
         obj["anim4d_source"] = str(folder)
         self.objects = [obj, *others]
         return obj

@@ -141,14 +141,26 @@ class Client:
                                 f"{waited:.1f} s", "timeout")
 
     def _refused_early(self, started: float) -> bool:
+        """True once waiting longer cannot help: nothing listens, or (with CURVE keys) the
+        server rejected them (a handshake failure with keys is final)."""
         self._read_monitor()
+        if self.curve is not None and "auth_failed" in self._events:
+            return True
         return ("retried" in self._events and "connected" not in self._events
                 and time.monotonic() - started > min(REFUSED_AFTER_S, self.timeout))
 
     # ---- messages ------------------------------------------------------------------------
     def _send(self, msg: protocol.Message) -> None:
         try:
-            self._sock.send_multipart(protocol.encode(msg), copy=False)
+            self._sock.send_multipart(protocol.encode(msg), copy=False, flags=zmq.NOBLOCK)
+        except zmq.Again:
+            # No pipe takes it: libzmq ended the connection for good (a failed handshake, such
+            # as rejected CURVE keys, does that); a blocking send would wait forever.
+            failure = self._failure(0.0)
+            if isinstance(failure, AuthRejected):
+                raise failure from None
+            raise ConnectionFailed(f"{self.address}: cannot send: no connection to the server "
+                                   "takes messages", "timeout") from None
         except zmq.ZMQError as err:
             raise ConnectionFailed(f"{self.address}: send failed ({err.strerror})",
                                    "timeout") from None

@@ -203,3 +203,31 @@ def gaussians_correspond(manifest: Any) -> bool:
     counts = (m.get("counts") or {}).get("gaussians")
     same = not isinstance(counts, list) or len(set(counts)) <= 1
     return bool((m.get("extra") or {}).get("gaussians_correspond", False)) and same
+
+
+@dataclass(frozen=True)
+class BlendSlider:
+    """A morph imported as absolute shape keys driven by one slider: the object's custom
+    property ``prop`` (0 = the first creature, 1 = the second) drives the shape keys'
+    ``eval_time`` through ``expression`` (a simple expression, evaluated without Python)."""
+
+    prop: str
+    expression: str
+    keys: int
+
+
+def blend_slider(manifest: Any) -> BlendSlider | None:
+    """The slider of a ``creature.blend`` morph result (``extra.shape_keys``: the property name
+    and the blend weight of each frame, 0 to 1 evenly), else None (a timed import)."""
+    m = manifest if isinstance(manifest, dict) else manifest.to_json()
+    sk = (m.get("extra") or {}).get("shape_keys")
+    if not isinstance(sk, dict):
+        return None
+    values = np.asarray(sk.get("values") or [], dtype=np.float64)
+    prop = str(sk.get("property") or "")
+    n = len(values)
+    if n < 2 or not prop.isidentifier() or len(m.get("frame_times") or []) != n:
+        return None
+    if not np.allclose(values, np.linspace(0.0, 1.0, n), atol=1e-6):
+        return None  # only an even ramp maps onto eval_time with one linear expression
+    return BlendSlider(prop, f"{prop} * {SHAPE_KEY_STEP * (n - 1):g}", n)

@@ -61,3 +61,44 @@ def micro_trained(micro_cache):
         instances = run_prepare(preset, micro_cache)
     model = fit_fields(preset, instances, log=lambda s: None)
     return model, instances
+
+
+def micro_generator_preset():
+    """Generator sizes for tests: 16 wide, one block, a few dozen steps (random-ish samples)."""
+    from backend.methods.dnf.gen.config import (
+        DenoiserConfig,
+        MotionDenoiserConfig,
+        MotionDiffusionConfig,
+        OptimConfig,
+        ShapeDiffusionConfig,
+    )
+    from backend.methods.dnf.gen.store import GeneratorPreset
+
+    opt = OptimConfig(iters=30, batch=8, lr=1e-3, warmup=5, log_every=10)
+    return GeneratorPreset(
+        "micro", ShapeDiffusionConfig(denoiser=DenoiserConfig(width=16, depth=1, heads=2),
+                                      optim=opt),
+        MotionDiffusionConfig(denoiser=MotionDenoiserConfig(width=16, depth=1, heads=2,
+                                                            window=4), optim=opt, context=2,
+                              resample=1))
+
+
+@pytest.fixture(scope="session")
+def creature_models(micro_cache, tmp_path_factory):
+    """A models folder with ``dnf/micro``: a micro model of two procedural creatures (token
+    statistics need two instances) plus a micro generator."""
+    from backend.methods.dnf.checkpoint import load_checkpoint, save_checkpoint
+    from backend.methods.dnf.gen.store import fit_generator
+    from backend.methods.dnf.pipeline import fit_fields, run_prepare
+
+    torch.set_num_threads(1)
+    preset = micro_preset()
+    preset = replace(preset, data=replace(preset.data, procedural=((3, "walk"), (5, "gallop"))))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        instances = run_prepare(preset, micro_cache)
+    model = fit_fields(preset, instances, log=lambda s: None)
+    root = tmp_path_factory.mktemp("creature_models")
+    folder = save_checkpoint(model, root / "dnf" / "micro")
+    fit_generator(load_checkpoint(folder), folder, micro_generator_preset())
+    return root

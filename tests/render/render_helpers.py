@@ -4,22 +4,71 @@ from __future__ import annotations
 
 import math
 import os
+from pathlib import Path
 
 import torch
 
-
-def fresh_seed() -> int:
-    """A new seed every run (``ANIM4D_SEED`` replays one)."""
-    env = os.environ.get("ANIM4D_SEED")
-    return int(env) if env else int.from_bytes(os.urandom(4), "little")
+#: Seeds every seeded test runs with in ``make test``, besides the regression list.
+FIXED_SEEDS = (1, 2)
+REGRESSION_SEEDS_FILE = Path(__file__).resolve().parents[1] / "regression_seeds.txt"
 
 
-def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
-    """||a - b|| / ||b|` (b is the reference, never all zeros in these tests)."""
-    a, b = a.detach().double(), b.detach().double()
-    nb = float(b.norm())
-    assert nb > 0, "reference is all zeros: the scene tests nothing"
-    return float((a - b).norm()) / nb
+def regression_seeds(path: Path = REGRESSION_SEEDS_FILE) -> list[int]:
+    """Seeds listed in ``tests/regression_seeds.txt`` (one per line, ``#`` starts a comment)."""
+    seeds = []
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        text = line.split("#", 1)[0].strip()
+        if text:
+            try:
+                seeds.append(int(text))
+            except ValueError:
+                msg = f"{path}:{n}: expected a seed (an integer), got {text!r}"
+                raise ValueError(msg) from None
+    return seeds
+
+
+def seeds_for_this_run(environ=os.environ) -> tuple[list[int], str]:
+    """The seeds of this run and how they were chosen.
+
+    ``ANIM4D_SEED=<s>`` replays one seed; ``ANIM4D_FUZZ=<n>`` draws n fresh random seeds (for
+    ``make fuzz``); otherwise the fixed seeds plus the regression list, the same every run.
+    """
+    if environ.get("ANIM4D_SEED"):
+        return [int(environ["ANIM4D_SEED"])], "ANIM4D_SEED"
+    if environ.get("ANIM4D_FUZZ"):
+        n = int(environ["ANIM4D_FUZZ"])
+        return [int.from_bytes(os.urandom(4), "little") for _ in range(n)], "fuzz"
+    seeds = list(FIXED_SEEDS)
+    seeds += [s for s in regression_seeds() if s not in seeds]
+    return seeds, "fixed"
+
+
+def max_err(a: torch.Tensor, b: torch.Tensor, keep: torch.Tensor | None = None) -> float:
+    """Largest absolute difference ``|a - b|`` over the kept pixels.
+
+    a, b: [C, H, W, D]; keep: [C, H, W] bool (None: every pixel). One wrong pixel shows.
+    """
+    d = (a.detach().double() - b.detach().double()).abs()
+    if keep is not None:
+        d = d[keep]
+    return float(d.max()) if d.numel() else 0.0
+
+
+def grad_err(ours: torch.Tensor, ref: torch.Tensor) -> float:
+    """Worst per-Gaussian gradient error: max over Gaussians i of ``e_i / (r_i + 0.01 S)``.
+
+    ``e_i`` is the largest absolute error in Gaussian i's gradient row, ``r_i`` the largest
+    entry of its reference row and ``S`` the largest entry of the whole reference gradient of
+    that parameter; the 1 % floor keeps near-zero gradients (sums that cancel) from dividing by
+    almost nothing. ours, ref: [N, ...] (the first axis is the Gaussian).
+    """
+    o = ours.detach().double().reshape(ours.shape[0], -1)
+    r = ref.detach().double().reshape(ref.shape[0], -1)
+    assert o.shape == r.shape and r.numel() > 0
+    S = float(r.abs().max())
+    assert S > 0, "the reference gradient is all zeros: the scene tests nothing"
+    e = (o - r).abs().amax(dim=1)
+    return float((e / (r.abs().amax(dim=1) + 0.01 * S)).max())
 
 
 def look_at_viewmat(eye, target=(0.0, 0.0, 0.0), up=(0.0, 1.0, 0.0), dtype=torch.float64):

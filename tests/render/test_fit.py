@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 from pathlib import Path
 
 import numpy as np
@@ -38,20 +37,30 @@ def test_stored_views_are_what_the_script_promises():
     assert rgb.std(axis=0).min() > 10, "the object should be coloured and textured"
 
 
+# Measured with this configuration (seed 1, one thread, 300 steps; torch 2.13.0 CPU, x86_64,
+# three runs on the development VM): held-out PSNR 33.68, 33.78, 33.68 dB, alpha PSNR 28.73,
+# 28.78, 28.73 dB, 7043, 7041, 7043 Gaussians. Runs differ slightly even on one machine (float32
+# reductions in the BLAS need not sum in the same order run to run, and densification amplifies
+# that), so the floors sit ~0.35 dB (3.5x that spread) under the lowest run. A rasterizer whose
+# mean gradient drops one chain-rule term still fits to 33.04 / 28.00 dB: these floors catch it.
+PSNR_FLOOR = 33.3
+ALPHA_FLOOR = 28.4
+
+
 @pytest.mark.slow
-def test_fit_reaches_24_db_on_held_out_views():
+@pytest.mark.timeout(1800)  # a ceiling for a hang only: 36 s on an idle core, >300 s at load 15
+def test_fit_reaches_the_measured_psnr_on_held_out_views():
+    """How well, not how fast (bench/fit.py times the same fit): no time budget, no clock."""
     imgs, vms, Ks, test = _views()
-    t0 = time.monotonic()
-    cfg = FitConfig(iterations=300, num_threads=1, time_budget_s=90.0, seed=1)
+    cfg = FitConfig(iterations=300, num_threads=1, seed=1)
     g, stats = fit_static(imgs[~test], vms[~test], Ks[~test], config=cfg)
-    seconds = time.monotonic() - t0
     held_out = evaluate(g, imgs[test], vms[test], Ks[test])
     train = evaluate(g, imgs[~test], vms[~test], Ks[~test])
-    print(f"fit: {stats.iterations} steps in {seconds:.1f} s, {g.count} Gaussians; "
+    print(f"fit: {stats.iterations} steps, {g.count} Gaussians; "
           f"held-out {held_out}; train PSNR {train['psnr']:.2f}")
-    assert held_out["psnr"] >= 24.0, (held_out, stats.iterations, seconds)
-    assert held_out["psnr_alpha"] >= 20.0, held_out
-    assert seconds < 120, seconds
+    assert stats.iterations == 300 and not stats.stopped_by_budget
+    assert held_out["psnr"] >= PSNR_FLOOR, (held_out, stats.iterations)
+    assert held_out["psnr_alpha"] >= ALPHA_FLOOR, held_out
 
 
 def test_progress_and_cancel_hooks():
@@ -77,12 +86,30 @@ def test_progress_and_cancel_hooks():
     assert calls["n"] == 4
 
 
-def test_time_budget_stops_cleanly():
+def test_time_budget_stops_cleanly(monkeypatch):
+    """The budget check stops the loop between steps and returns a usable model.
+
+    The fit's clock is replaced by one that advances 0.1 s per reading, so the budget expires
+    after the same number of steps on any machine, however loaded: the test waits on the event
+    (the budget running out), never on the real clock.
+    """
+    import backend.render.fit as fit_mod
+
+    class FakeClock:
+        t = 0.0
+
+        def monotonic(self) -> float:
+            self.t += 0.1
+            return self.t
+
+    monkeypatch.setattr(fit_mod, "time", FakeClock())
     imgs, vms, Ks, _ = _views()
     cfg = FitConfig(iterations=10_000, n_init=300, hull_resolution=24, time_budget_s=1.0,
                     num_threads=1)
     g, stats = fit_static(imgs[:4], vms[:4], Ks[:4], config=cfg)
-    assert stats.stopped_by_budget and 0 < stats.iterations < 10_000 and stats.seconds < 20
+    assert stats.stopped_by_budget and 0 < stats.iterations < 20, stats.iterations
+    assert stats.seconds > 1.0 and g.count == 300
+    assert all(torch.isfinite(t).all() for t in (g.means, g.quats, g.log_scales))
 
 
 @pytest.mark.parametrize("init", ["random", "points"])

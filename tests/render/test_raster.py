@@ -1,24 +1,37 @@
 """The CPU rasterizer against an independent dense float64 reference, plus edge cases.
 
-Every test draws a fresh random seed and names it in its assertion messages; rerun a failure with
-``ANIM4D_SEED=<seed> pytest tests/render/test_raster.py``.
+Seeded tests run the fixed seeds of ``make test`` (tests/render/conftest.py); the seed is in the
+test id, and ``ANIM4D_SEED=<seed> pytest tests/render/test_raster.py`` replays one.
+
+How float32 is compared with float64. The image is discontinuous where a contribution crosses the
+alpha cut-off (1/255), the alpha clamp (0.999) or the transmittance stop (1e-4): a Gaussian that
+sits on such an edge in float64 may sit on the other side in float32 and flip a pixel by up to
+~4e-3. As gsplat's own tests do, :func:`~backend.render.reference.near_edges` finds the pixels
+where any contribution lies within a small band of an edge in the reference; only those are left
+out (and they must be few), every other pixel is compared by its largest error, and gradients are
+those of a loss that ignores the left-out pixels, compared Gaussian by Gaussian.
 """
 
 from __future__ import annotations
 
 import math
+import sys
 
 import pytest
 import torch
-from render_helpers import PARAMS, leaf_params, random_scene, rel_err
+from render_helpers import PARAMS, grad_err, leaf_params, max_err, random_scene
 
 from backend.render import RasterizerUnavailable, rasterize
 from backend.render import dispatch as dispatch_mod
-from backend.render.reference import composite_literal, project_dense, render_dense
+from backend.render.reference import composite_literal, near_edges, project_dense, render_dense
 from backend.render.sh import rgb_to_sh0, sh_basis, sh_to_rgb
 
-FWD_TOL = 1e-4
-GRAD_TOL = 1e-3
+# Float32 path vs float64 reference, pixels away from the edges. Measured on seeds 0-39 (random,
+# opaque and antialiased scenes): worst case and, in brackets, the median of each seed's worst.
+FWD_TOL = 1e-5  # largest error of any pixel, colour or alpha: 2.2e-6 (1e-6)
+GRAD_TOL = 3e-4  # render_helpers.grad_err, worst Gaussian of any parameter: 7.1e-5 (2e-5)
+EDGE_FRACTION = 0.05  # pixels left out: opaque scene 3.6e-2 (2.4e-2), others 1.3e-3 (3e-4)
+ED_TOL = 2e-6  # expected depth x alpha, in units of the largest depth (see test_expected_depth)
 
 
 def _reference(scene, params=None, **kw):
@@ -37,29 +50,47 @@ def _ours(scene, params, dtype=torch.float32, **kw):
     )
 
 
-def _compare_fwd_and_grads(scene, seed, bg=True, ref_kw=None, our_kw=None, grad_tol=GRAD_TOL):
-    """Forward and gradients (through a random linear loss on colour and alpha) vs float64."""
-    ref_kw, our_kw = ref_kw or {}, our_kw or {}
+def _smooth_pixels(scene, seed, antialiased=False):
+    """[C, H, W] bool: pixels away from every edge in the float64 reference (few are not)."""
+    edge = near_edges(
+        scene["means"], scene["quats"], scene["scales"], scene["opacities"], scene["viewmats"],
+        scene["Ks"], scene["width"], scene["height"], antialiased=antialiased,
+    )
+    frac = float(edge.double().mean())
+    assert frac <= EDGE_FRACTION, f"{frac:.1%} of the pixels sit near an edge, seed={seed}"
+    return ~edge
+
+
+def _compare_fwd_and_grads(scene, seed, bg=True, antialiased=False, device="cpu"):
+    """Forward (worst pixel) and per-Gaussian gradients of a random linear loss vs float64.
+
+    ``device="cuda"`` renders ours on the GPU (through gsplat, as ``rasterize`` dispatches).
+    """
+    keep = _smooth_pixels(scene, seed, antialiased)
     bgs = scene["backgrounds"] if bg else None
     ref_p = leaf_params(scene, torch.float64)
-    ref_c, ref_a = _reference(scene, ref_p, backgrounds=bgs, **ref_kw)
+    ref_c, ref_a = _reference(scene, ref_p, backgrounds=bgs, antialiased=antialiased)
     g = torch.Generator().manual_seed(seed ^ 0x5EED)
-    wc = torch.randn(ref_c.shape, generator=g, dtype=torch.float64)
-    wa = torch.randn(ref_a.shape, generator=g, dtype=torch.float64)
+    mask = keep[..., None].double()  # the loss ignores pixels near an edge
+    wc = torch.randn(ref_c.shape, generator=g, dtype=torch.float64) * mask
+    wa = torch.randn(ref_a.shape, generator=g, dtype=torch.float64) * mask
     ((ref_c * wc).sum() + (ref_a * wa).sum()).backward()
 
-    ours_p = leaf_params(scene, torch.float32)
+    ours_p = {k: v.to(device).detach().requires_grad_(True) for k, v in leaf_params(scene).items()}
+    on_dev = {**scene, "viewmats": scene["viewmats"].to(device), "Ks": scene["Ks"].to(device)}
     c, a, meta = _ours(
-        scene, ours_p, backgrounds=None if bgs is None else bgs.float(), **our_kw
+        on_dev, ours_p, backgrounds=None if bgs is None else bgs.float().to(device),
+        rasterize_mode="antialiased" if antialiased else "classic",
     )
-    ((c * wc.float()).sum() + (a * wa.float()).sum()).backward()
+    ((c * wc.float().to(device)).sum() + (a * wa.float().to(device)).sum()).backward()
+    c, a = c.cpu(), a.cpu()
     msg = f"seed={seed}"
     assert c.shape == ref_c.shape and a.shape == ref_a.shape, msg
-    assert rel_err(c, ref_c) < FWD_TOL, f"colour {rel_err(c, ref_c):.2e} {msg}"
-    assert rel_err(a, ref_a) < FWD_TOL, f"alpha {rel_err(a, ref_a):.2e} {msg}"
+    assert max_err(c, ref_c, keep) < FWD_TOL, f"colour {max_err(c, ref_c, keep):.2e} {msg}"
+    assert max_err(a, ref_a, keep) < FWD_TOL, f"alpha {max_err(a, ref_a, keep):.2e} {msg}"
     for k in PARAMS:
-        err = rel_err(ours_p[k].grad, ref_p[k].grad)
-        assert err < grad_tol, f"grad {k}: {err:.2e} {msg}"
+        err = grad_err(ours_p[k].grad.cpu(), ref_p[k].grad)
+        assert err < GRAD_TOL, f"grad {k}: {err:.2e} {msg}"
     return c, a, meta
 
 
@@ -97,14 +128,16 @@ def test_opaque_scene_exercises_early_stop(seed):
 
 def test_background_gradient(seed):
     scene = random_scene(seed, n=150)
+    keep = _smooth_pixels(scene, seed)
     bg64 = scene["backgrounds"].clone().requires_grad_(True)
     ref_c, _ = _reference(scene, backgrounds=bg64)
     w = torch.randn(ref_c.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(seed))
+    w = w * keep[..., None]
     (ref_c * w).sum().backward()
     bg32 = scene["backgrounds"].float().requires_grad_(True)
     c, _, _ = _ours(scene, leaf_params(scene), backgrounds=bg32)
     (c * w.float()).sum().backward()
-    assert rel_err(bg32.grad, bg64.grad) < GRAD_TOL, seed
+    assert grad_err(bg32.grad, bg64.grad) < GRAD_TOL, seed  # rows: cameras
 
 
 def test_no_background_and_many_channels(seed):
@@ -114,13 +147,12 @@ def test_no_background_and_many_channels(seed):
 
 def test_antialiased_mode(seed):
     scene = random_scene(seed, n=200)
-    _compare_fwd_and_grads(
-        scene, seed, ref_kw={"antialiased": True}, our_kw={"rasterize_mode": "antialiased"}
-    )
+    _compare_fwd_and_grads(scene, seed, antialiased=True)
 
 
 def test_expected_depth(seed):
     scene = random_scene(seed, n=200)
+    keep = _smooth_pixels(scene, seed)
     p = leaf_params(scene)
     c, a, meta = _ours(scene, p, render_mode="RGB+ED", backgrounds=scene["backgrounds"].float())
     # Reference: depth as a fourth colour channel, per camera.
@@ -132,11 +164,17 @@ def test_expected_depth(seed):
         scene["means"], scene["quats"], scene["scales"], scene["opacities"], cols, vm,
         scene["Ks"], scene["width"], scene["height"], backgrounds=bgs,
     )
-    ed = ref_c[..., 3:] / ref_a.clamp(min=1e-10)
-    assert rel_err(c[..., :3], ref_c[..., :3]) < FWD_TOL, seed
-    assert rel_err(c[..., 3:], ed) < FWD_TOL, seed
+    assert max_err(c[..., :3], ref_c[..., :3], keep) < FWD_TOL, seed
+    # ED = accumulated depth / alpha: its error grows like 1 / alpha where a pixel is nearly
+    # empty, so compare ED * alpha_ref (the accumulated depth, conditioned like the colours) in
+    # units of the largest depth. Measured on seeds 0-39: worst 4.2e-7 (median 2.5e-7).
+    zmax = float(depth.abs().max())
+    ed_acc = c[..., 3:].detach().double() * ref_a
+    assert max_err(ed_acc, ref_c[..., 3:], keep) < ED_TOL * zmax, seed
+    empty = (ref_a[..., 0] == 0) & keep
+    assert (c[..., 3][empty] == 0).all(), seed  # empty pixels: depth 0, not NaN
     d, _, _ = _ours(scene, p, render_mode="ED")
-    assert torch.allclose(d, c[..., 3:], atol=1e-5), seed
+    assert max_err(d, c[..., 3:]) < ED_TOL * zmax, seed  # same pixels, 3 fewer channels: 2.4e-7
 
 
 def test_tile_size_and_block_budget_do_not_change_results(seed):
@@ -153,13 +191,21 @@ def test_tile_size_and_block_budget_do_not_change_results(seed):
             p[k].grad = None
         c, a, _ = _ours(scene, p, tile_size=ts, block_elems=be, **kw)
         c.sum().backward()
-        assert rel_err(c, base) < 1e-12 and rel_err(a, base_a) < 1e-12, (seed, ts, be)
+        assert max_err(c, base) < 1e-12 and max_err(a, base_a) < 1e-12, (seed, ts, be)
         for k in PARAMS:
-            assert rel_err(p[k].grad, g0[k]) < 1e-10, (seed, ts, be, k)
+            assert grad_err(p[k].grad, g0[k]) < 1e-10, (seed, ts, be, k)
 
 
 def test_batched_cameras_equal_one_by_one(seed):
+    """Three cameras at once render what each renders alone (catches cross-camera indexing).
+
+    Not bit for bit: with three times the tiles the compositing blocks are cut differently, so
+    float32 rounding differs (measured up to 1.3e-6) and a pixel near an edge may flip (seed
+    4254986196: one pixel 1.2e-3 in alpha, near the T = 1e-4 stop). Both results are within
+    FWD_TOL of float64 away from the edges, so they are compared there, by the worst pixel.
+    """
     scene = random_scene(seed, n=200, cameras=3)
+    keep = _smooth_pixels(scene, seed)
     p = leaf_params(scene)
     c, a, _ = _ours(scene, p, backgrounds=scene["backgrounds"].float())
     for i in range(3):
@@ -168,7 +214,9 @@ def test_batched_cameras_equal_one_by_one(seed):
             scene["viewmats"][i : i + 1].float(), scene["Ks"][i : i + 1].float(),
             scene["width"], scene["height"], backgrounds=scene["backgrounds"][i : i + 1].float(),
         )
-        assert torch.allclose(ci[0], c[i], atol=1e-6) and torch.allclose(ai[0], a[i], atol=1e-6)
+        k = keep[i : i + 1]
+        assert max_err(ci, c[i : i + 1], k) < FWD_TOL, (seed, i, max_err(ci, c[i : i + 1], k))
+        assert max_err(ai, a[i : i + 1], k) < FWD_TOL, (seed, i, max_err(ai, a[i : i + 1], k))
 
 
 def test_float64_path_is_exact(seed):
@@ -176,7 +224,7 @@ def test_float64_path_is_exact(seed):
     p = leaf_params(scene, torch.float64)
     c, a, _ = _ours(scene, p, dtype=torch.float64, backgrounds=scene["backgrounds"])
     ref_c, ref_a = _reference(scene, backgrounds=scene["backgrounds"])
-    assert rel_err(c, ref_c) < 1e-12 and rel_err(a, ref_a) < 1e-12, seed
+    assert max_err(c, ref_c) < 1e-12 and max_err(a, ref_a) < 1e-12, seed
 
 
 # -- edge cases ---------------------------------------------------------------------------------
@@ -265,7 +313,7 @@ def test_sh_colours(seed, degree):
         p["means"], p["quats"], p["scales"], p["opacities"], cols, vm, scene["Ks"].float(),
         scene["width"], scene["height"],
     )
-    assert rel_err(c, c2) < 1e-6, seed
+    assert max_err(c, c2) < 1e-6, seed
 
 
 def test_sh_basis_is_orthonormal():
@@ -357,41 +405,49 @@ def test_bad_arguments_are_explained():
 
 
 def test_cuda_without_gsplat_is_a_clear_error(monkeypatch):
+    """gsplat missing (an import that fails, as on a machine without it): the error says so.
+
+    ``sys.modules["gsplat"] = None`` makes ``from gsplat import ...`` raise ImportError whether or
+    not gsplat is installed, so the real import path of the dispatch runs; the check for gsplat
+    comes before the one for CUDA tensors, so CPU tensors reach it too.
+    """
+    monkeypatch.setitem(sys.modules, "gsplat", None)
     dispatch_mod._gsplat_rasterization.cache_clear()
+    try:
+        scene = random_scene(2, n=10, cameras=1)
+        p = leaf_params(scene)
+        with pytest.raises(RasterizerUnavailable) as info:
+            _ours(scene, p, backend="gsplat")
+        msg = str(info.value)
+        assert "needs the gsplat package" in msg and "pip install -e '.[cuda]'" in msg, msg
+        assert "backend='torch'" in msg, msg  # and what to do instead
+        assert not dispatch_mod.gsplat_available()
+    finally:
+        dispatch_mod._gsplat_rasterization.cache_clear()
+    assert RasterizerUnavailable.code == "rasterizer_unavailable"
 
-    def broken_import(*args, **kwargs):
-        raise RasterizerUnavailable("CUDA rendering needs the gsplat package (pip install gsplat)")
 
-    monkeypatch.setattr(dispatch_mod, "_gsplat_rasterization", broken_import)
+def test_gsplat_backend_on_cpu_tensors_is_a_clear_error(monkeypatch):
+    """With gsplat importable, backend='gsplat' on CPU tensors names the device."""
+    monkeypatch.setattr(dispatch_mod, "_gsplat_rasterization", lambda: None)
     scene = random_scene(2, n=10, cameras=1)
-    p = leaf_params(scene)
-    with pytest.raises(RasterizerUnavailable, match="gsplat"):
-        _ours(scene, p, backend="gsplat")
-    assert dispatch_mod.RasterizerUnavailable.code == "rasterizer_unavailable"
+    with pytest.raises(RasterizerUnavailable, match="needs CUDA tensors, got means on cpu"):
+        _ours(scene, leaf_params(scene), backend="gsplat")
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_cuda_gsplat_matches_cpu(seed):
+def test_cuda_gsplat_matches_reference(seed):
+    """gsplat on the GPU, through our dispatch, against the same float64 reference and limits."""
     pytest.importorskip("gsplat", reason="the CUDA path needs gsplat (pip install -e '.[cuda]')")
     scene = random_scene(seed, n=400, width=64, height=48)
-    p = leaf_params(scene)
-    c, a, _ = _ours(scene, p, backgrounds=scene["backgrounds"].float())
-    pc = {k: v.detach().cuda().requires_grad_(True) for k, v in p.items()}
-    cg, ag, meta = rasterize(
-        pc["means"], pc["quats"], pc["scales"], pc["opacities"], pc["colors"],
-        scene["viewmats"].float().cuda(), scene["Ks"].float().cuda(), 64, 48,
-        backgrounds=scene["backgrounds"].float().cuda(),
-    )
-    assert rel_err(cg.cpu(), c) < 1e-4 and rel_err(ag.cpu(), a) < 1e-4, seed
-    c.sum().backward()
-    cg.sum().backward()
-    for k in PARAMS:
-        assert rel_err(pc[k].grad.cpu(), p[k].grad) < 1e-3, (k, seed)
+    _, _, meta = _compare_fwd_and_grads(scene, seed, device="cuda")
+    assert meta.get("backend") != "torch", "the CUDA tensors did not go to gsplat"
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_torch_backend_runs_on_cuda(seed):
     scene = random_scene(seed, n=100)
+    keep = _smooth_pixels(scene, seed)
     p = leaf_params(scene)
     c, a, _ = _ours(scene, p)
     pc = {k: v.detach().cuda() for k, v in p.items()}
@@ -400,4 +456,5 @@ def test_torch_backend_runs_on_cuda(seed):
         scene["viewmats"].float().cuda(), scene["Ks"].float().cuda(), scene["width"],
         scene["height"], backend="torch",
     )
-    assert rel_err(cg.cpu(), c) < 1e-5, seed
+    # Same float32 code on another device: only the rounding of a few ops differs.
+    assert max_err(cg.cpu(), c, keep) < FWD_TOL and max_err(ag.cpu(), a, keep) < FWD_TOL, seed

@@ -19,7 +19,12 @@ Modules (one job each):
 - :mod:`.model` the trained model (MLPs, dictionaries, vectors per stage a-d);
 - :mod:`.pipeline` ``run_prepare`` / ``fit_fields``; :mod:`.evaluate` the results tables;
 - :mod:`.jobs` the ``dnf.reconstruct`` and ``dnf.fit_shape`` job kinds (``model`` = a name).
-- :mod:`.gen` part 2: tokens, shape and motion diffusion, sampling (see its docstring).
+- :mod:`.gen` part 2: tokens, shape and motion diffusion, sampling (see its docstring);
+  :mod:`.gen.store` a model's generator in ``<model>/generator/`` (tied to the dictionary's
+  SHA-256), :mod:`.gen.creature` sampled coefficients -> mesh once, then displace,
+  :mod:`.gen.mc` the SDF grid coarse to fine near the surface;
+- :mod:`.creature_jobs` the ``creature.sample`` / ``animate_mesh`` / ``resample`` / ``blend``
+  kinds (offered for the models that hold a generator).
 
 Public API (what part 2 uses)::
 

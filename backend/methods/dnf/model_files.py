@@ -6,6 +6,8 @@ Files (see :mod:`.checkpoint`): ``config.json`` (``format`` ``anim4d-dnf``, ``mo
 stages a and d), optional ``stages.safetensors`` (vectors of stages b and c). A stage is *held*
 when its ``shape.<stage>.vecs`` tensor is in one of the two weight files: the shipped ``tiny``
 model holds a and d (its b/c vectors served only the results table and are not shipped).
+A folder may also hold a generator (``generator/``, :mod:`.gen.store`); ``details["generator"]``
+says whether it does, for this very dictionary (the ``creature.*`` kinds offer only those).
 """
 
 from __future__ import annotations
@@ -85,4 +87,28 @@ def describe(folder: Path) -> ModelFiles:
         raise FormatError("model.safetensors: holds the vectors of no stage")
     size = sum((folder / n).stat().st_size for n in ("config.json", *WEIGHT_FILES)
                if (folder / n).is_file())
-    return ModelFiles(sha256=sha, size=size, details={"stages": stages})
+    return ModelFiles(sha256=sha, size=size,
+                      details={"stages": stages, "generator": _has_generator(folder, sha)})
+
+
+def _has_generator(folder: Path, sha: str) -> bool:
+    """Whether the folder holds a generator (``generator/``) made for this dictionary; one
+    made for another dictionary is logged and not offered (the creature kinds would refuse it)."""
+    import logging
+
+    from .gen.store import FIT_COMMAND, generator_info
+
+    try:
+        info = generator_info(folder)
+    except FormatError as err:
+        logging.getLogger("anim4d.models").warning("DNF model %s: generator skipped: %s",
+                                                   folder, err)
+        return False
+    if info is None:
+        return False
+    if info.get("dictionary_sha256") != sha:
+        logging.getLogger("anim4d.models").warning(
+            "DNF model %s: its generator was trained for another dictionary; retrain it with "
+            "`%s`", folder, FIT_COMMAND.format(folder=folder))
+        return False
+    return True

@@ -13,7 +13,11 @@ Modules (one job each):
   progress and cancellation per diffusion step;
 - :mod:`.training` ``train_shape_diffusion`` / ``train_motion_diffusion``;
 - :mod:`.generator` trained generators: ``sample``, ``save_generator``, ``load_generator``;
-- :mod:`.config` the dataclass configs.
+- :mod:`.config` the dataclass configs;
+- :mod:`.store` a model's generator kept in its folder (``generator/``), tied to the dictionary;
+  ``fit_generator`` (the ``fit-generator`` command);
+- :mod:`.creature` sampled coefficients -> mesh sequences (mesh once, then displace), stored in
+  ``coefficients.safetensors`` for re-evaluation; :mod:`.mc` coarse-to-fine SDF grids.
 
 Use::
 

@@ -1,4 +1,4 @@
-"""Baseline for ``bench/raster.py``: a CPU renderer glued from gsplat's pure-torch pieces.
+"""A CPU renderer glued from gsplat's pure-torch pieces: the baseline of ``bench/raster.py``.
 
 gsplat ships pure-torch versions of its projection (``_fully_fused_projection``) and tile
 intersection (``_isect_tiles``, ``_isect_offset_encode``), but its torch compositing

@@ -1,0 +1,183 @@
+"""Sampled coefficients -> animated creatures: mesh once, then displace; stored for re-evaluation.
+
+A creature is a shape vector ``[D_s]`` and motion vectors ``[T, D_m]`` of one dictionary stage,
+the motion at the training data's frame rate ``motion_fps`` (frame k at ``k / motion_fps``
+seconds, frame 0 the rest pose). Its mesh sequence:
+
+1. the canonical mesh: marching cubes once over the SDF of the shape vector, the grid evaluated
+   coarse to fine near the surface (:mod:`.mc`; it meshes as the dense grid);
+2. frame at time t: the canonical vertices moved by the motion field at the motion vector of
+   time t. Requested times between motion frames use the *linear interpolation of the two
+   neighbouring motion vectors* (pose code and coefficients), evaluated through the field: the
+   vertices follow the field's motion at those coefficients, not a blend of the two frames'
+   vertex positions. Times at motion frames use those frames' vectors exactly.
+
+:class:`Creatures` keeps what re-evaluation needs (vectors, canonical vertices and faces, the
+transform to output units, seed, model and generator hashes) in ``coefficients.safetensors``
+(tensors) with its JSON header metadata; ``creature.resample`` and ``creature.blend`` read it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from shared.errors import FormatError
+
+from ..decode import displace, interpolate_vectors, marching_cubes, query_sdf
+from .mc import sdf_grid_fine
+
+COEFF_FORMAT = "anim4d-dnf-creatures"
+COEFF_FILE = "coefficients.safetensors"
+
+
+@dataclass
+class Creatures:
+    """``shapes`` ``[n, D_s]``, ``motions`` ``[n, T, D_m]`` (float32, ``stage``'s layouts),
+    ``canonical`` n vertex arrays ``[V_i, 3]`` in normalised units, ``faces`` n ``[F_i, 3]``,
+    ``transforms`` n ``(center [3], scale)``: output = ``v / scale + center``."""
+
+    shapes: torch.Tensor
+    motions: torch.Tensor
+    motion_fps: float
+    stage: str
+    canonical: list[np.ndarray]
+    faces: list[np.ndarray]
+    transforms: list[tuple[list[float], float]]
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def count(self) -> int:
+        return int(self.shapes.shape[0])
+
+    @property
+    def duration(self) -> float:
+        """Seconds covered by the motion frames."""
+        return (self.motions.shape[1] - 1) / self.motion_fps
+
+    def motion_times(self) -> np.ndarray:
+        return np.arange(self.motions.shape[1], dtype=np.float64) / self.motion_fps
+
+    def save(self, path: Path) -> Path:
+        t = {"shapes": self.shapes.float().contiguous(),
+             "motions": self.motions.float().contiguous()}
+        for i, (v, f) in enumerate(zip(self.canonical, self.faces, strict=True)):
+            t[f"canonical_{i}"] = torch.from_numpy(np.ascontiguousarray(v, np.float32))
+            t[f"faces_{i}"] = torch.from_numpy(np.ascontiguousarray(f, np.int32))
+        head = {"motion_fps": self.motion_fps, "stage": self.stage,
+                "transforms": self.transforms, **self.meta}
+        save_file(t, str(path), metadata={"format": COEFF_FORMAT, "meta": json.dumps(head)})
+        return Path(path)
+
+    @classmethod
+    def load(cls, path: Path, where: str = "") -> Creatures:
+        where = where or str(path)
+        try:
+            with safe_open(str(path), "pt") as f:
+                md = f.metadata() or {}
+                if md.get("format") != COEFF_FORMAT:
+                    raise FormatError(f"{where}: not DNF creature coefficients")
+                t = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open API)
+            head = json.loads(md["meta"])
+            n = t["shapes"].shape[0]
+            canon = [t[f"canonical_{i}"].numpy() for i in range(n)]
+            faces = [t[f"faces_{i}"].numpy() for i in range(n)]
+        except FormatError:
+            raise
+        except Exception as err:  # safetensors / json / missing keys
+            raise FormatError(f"{where}: cannot read creature coefficients ({err})") from None
+        meta = {k: v for k, v in head.items() if k not in ("motion_fps", "stage", "transforms")}
+        return cls(t["shapes"], t["motions"], float(head["motion_fps"]), head["stage"], canon,
+                   faces, [(list(c), float(s)) for c, s in head["transforms"]], meta)
+
+
+def motion_frames_for(times: np.ndarray, motion_fps: float) -> int:
+    """Motion frames (at ``motion_fps``) needed to cover ``times`` (seconds from 0)."""
+    end = float(np.max(times)) if len(times) else 0.0
+    return int(np.ceil(end * motion_fps - 1e-9)) + 1
+
+
+def mesh_shape(model, stage: str, shape_vec: torch.Tensor, resolution: int,
+               stride: int = 8) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Canonical mesh (vertices ``[V, 3]``, faces ``[F, 3]``) of one shape vector ``[D_s]``
+    and the grid's evaluation counts (:func:`.mc.sdf_grid_fine`)."""
+    rep = model.shape_rep(stage)
+    stride = min(stride, 4 if resolution < 64 else 8, 1 if resolution < 24 else 8)
+    grid, info = sdf_grid_fine(lambda p: query_sdf(rep, shape_vec, p), resolution, stride=stride)
+    verts, faces = marching_cubes(grid)
+    return verts, faces, info
+
+
+def animate(model, stage: str, verts: np.ndarray, shape_vec: torch.Tensor,
+            motion_vecs: torch.Tensor, motion_fps: float, times: np.ndarray) -> np.ndarray:
+    """Canonical ``verts`` ``[V, 3]`` at ``times`` ``[Q]`` -> ``[Q, V, 3]`` (module docstring:
+    motion vectors interpolated linearly between motion frames, then the field)."""
+    ft = np.arange(motion_vecs.shape[0], dtype=np.float64) / motion_fps
+    vecs = interpolate_vectors(ft, motion_vecs.float(), np.asarray(times, np.float64))
+    return displace(model.motion_rep(stage), verts, model.shape_code(stage, shape_vec), vecs)
+
+
+def to_output(verts: np.ndarray, transform: tuple[list[float], float]) -> np.ndarray:
+    center, scale = transform
+    return (np.asarray(verts, np.float64) / scale + np.asarray(center)).astype(np.float32)
+
+
+def project_to_surface(model, stage: str, shape_vec: torch.Tensor, verts: np.ndarray,
+                       iters: int = 3, chunk: int = 32_768) -> np.ndarray:
+    """``verts`` ``[V, 3]`` moved onto the zero level set of ``shape_vec``'s SDF by Newton steps
+    along its gradient (``v <- v - f(v) grad f / |grad f|^2``), ``iters`` times."""
+    rep = model.shape_rep(stage)
+    vec = shape_vec.reshape(1, -1).float()
+    out = torch.as_tensor(np.asarray(verts), dtype=torch.float32).clone()
+    for s in range(0, out.shape[0], chunk):
+        p = out[s:s + chunk]
+        for _ in range(iters):
+            x = p.clone().requires_grad_(True)
+            f = rep(x[None], vec)[0, :, 0]
+            (g,) = torch.autograd.grad(f.sum(), x)
+            with torch.no_grad():
+                step = f[:, None] * g / (g * g).sum(-1, keepdim=True).clamp_min(1e-8)
+                p = (p - step.clamp(-0.1, 0.1)).detach()
+        out[s:s + chunk] = p
+    return out.numpy()
+
+
+def sample_creatures(model, shape_gen, motion_gen, n: int, times: np.ndarray, seed: int,
+                     steps: int, resolution: int, stage: str = "d", progress=None,
+                     cancelled=None) -> tuple[Creatures, list[np.ndarray]]:
+    """Sample ``n`` creatures and their vertices at ``times`` (seconds from 0).
+
+    Returns the :class:`Creatures` (normalised units, identity transforms) and n vertex arrays
+    ``[Q, V_i, 3]``. ``progress(stage, fraction, message)`` per diffusion step (fractions of
+    each sampling stage) and per creature meshed; ``cancelled()`` is polled between steps.
+    """
+    motion_fps = float(motion_gen.info.get("frame_rate") or model.preset.data.fps)
+    shapes = shape_gen.sample(n, seed=seed, steps=steps, progress=progress, cancelled=cancelled)
+    frames = motion_frames_for(times, motion_fps)
+    motions = motion_gen.sample(shapes, frames, seed=seed + 1, steps=steps, progress=progress,
+                                cancelled=cancelled)
+    canon, faces, seqs = [], [], []
+    for i in range(n):
+        if cancelled is not None and cancelled():
+            from backend.jobs.api import JobCancelled
+
+            raise JobCancelled(f"cancelled before meshing creature {i + 1} of {n}")
+        if progress is not None:
+            progress("mesh", i / n, f"marching cubes, creature {i + 1}/{n}")
+        v, f, _ = mesh_shape(model, stage, shapes[i], resolution)
+        if f.shape[0] == 0:
+            raise FormatError(f"sampled creature {i + 1} (seed {seed}) has no surface: its SDF "
+                              "does not cross zero; try another seed")
+        canon.append(v)
+        faces.append(f)
+        seqs.append(animate(model, stage, v, shapes[i], motions[i], motion_fps, times))
+    ident = [([0.0, 0.0, 0.0], 1.0)] * n
+    meta = {"seed": int(seed), "steps": int(steps), "model_sha256": model.sha256,
+            "resolution": int(resolution)}
+    return Creatures(shapes, motions, motion_fps, stage, canon, faces, ident, meta), seqs
