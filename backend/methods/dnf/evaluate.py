@@ -22,10 +22,10 @@ import numpy as np
 import torch
 
 from .checkpoint import load_checkpoint
-from .data import Instance
+from .data import Instance, add_eval_arrays
 from .decode import displace, marching_cubes, query_sdf, sdf_grid
 from .fit_shape import fit_instances, fit_shape_arrays, mean_shape_vector
-from .metrics import chamfer, iou, sequence_chamfer, surface_points
+from .metrics import chamfer, iou, mesh_pieces, sequence_chamfer, surface_points
 from .model import STAGE_TITLES
 from .pipeline import run_prepare
 from .sdf import OpenMeshWarning
@@ -38,7 +38,8 @@ def eval_instance(model, stage: str, svec: torch.Tensor, mvec: torch.Tensor | No
     rep = model.shape_rep(stage)
     verts, faces = marching_cubes(sdf_grid(rep, svec, resolution))
     occ = query_sdf(rep, svec, inst["iou_points"]) < 0
-    out = {"iou": iou(occ, inst["iou_inside"])}
+    out = {"iou": iou(occ, inst["iou_inside"]), "pieces": float(mesh_pieces(faces)),
+           "source_pieces": float(inst["pieces"]) if "pieces" in inst.arrays else np.nan}
     if faces.shape[0] == 0:
         out.update(chamfer=float("nan"), motion=float("nan"))
         return out
@@ -52,6 +53,8 @@ def eval_instance(model, stage: str, svec: torch.Tensor, mvec: torch.Tensor | No
     pred = surface_points(moved, faces, inst["eval_points"].shape[1], seed)
     out["chamfer"] = 1e3 * sequence_chamfer(pred, inst["eval_points"])
     corr = inst["corr"]
+    if "corr_surface" in inst.arrays:  # surface points only (the rest are offset off it)
+        corr = corr[:, :int(inst["corr_surface"])]
     with torch.no_grad():
         x0 = torch.as_tensor(corr[0])[None].expand(mvec.shape[0], -1, -1)
         d = mrep(x0, mvec.float(), code.reshape(1, -1).expand(mvec.shape[0], -1))
@@ -92,7 +95,8 @@ def evaluate(checkpoint: Path, cache: Path, report: Report = _no_report) -> dict
                      "shared": model.shared_counts(stage)}
         report(f"eval-{stage}", 0.0, "training instances")
         rows = [eval_instance(model, stage, model.shape_vecs[stage][i],
-                              model.motion_vecs[stage][i], by_name[model.instances[i]["name"]],
+                              model.motion_vecs[stage][i],
+                              add_eval_arrays(by_name[model.instances[i]["name"]], preset.data),
                               ev.mc_resolution, seed=i) for i in keep]
         row["train"] = {k: _mean(rows, k) for k in ("chamfer", "iou", "motion")}
         if held:

@@ -64,11 +64,12 @@ def fit_fields(preset: Preset, instances: list[Instance], report: Report = _no_r
     first: dict[str, float] = {}
     log(f"training on {n} instances x {frames} frames ({preset.left_out()} left out)")
 
-    def run(name: str, rep, vecs, loss, iters, batch, lr, shared=None, shared_lr=0.0):
+    def run(name: str, rep, vecs, loss, iters, batch, lr, shared=None, shared_lr=0.0,
+            vec_mask=None):
         t0 = time.monotonic()
         out, hist = optimise(rep, vecs, loss, iters, batch, lr, shared, shared_lr,
-                             seed=tc.seed, report=report, stage=name)
-        w = max(1, len(hist) // 20)
+                             seed=tc.seed, report=report, stage=name, vec_mask=vec_mask)
+        w = min(len(hist), max(5, len(hist) // 20))  # first / last 5 %, at least 5 steps
         losses[name] = float(np.mean(hist[-w:]))
         first[name] = float(np.mean(hist[:w]))
         timings[name] = round(time.monotonic() - t0, 1)
@@ -96,7 +97,7 @@ def fit_fields(preset: Preset, instances: list[Instance], report: Report = _no_r
         _train_mlps(model, data, run, sloss)
     for p in list(model.shape_mlp.parameters()) + list(model.motion_mlp.parameters()):
         p.requires_grad_(False)
-    _fit_dictionary(model, data, run, sloss, stages)
+    _fit_dictionary(model, data, run, stages)
     model.info.update(timings_s=timings, initial_losses=first, final_losses=losses,
                       train_instances=n, frames=frames, left_out=preset.left_out())
     return model
@@ -119,10 +120,23 @@ def _train_mlps(model: DNFModel, data: TrainData, run, sloss) -> None:
         rep.shared_parameters(), tc.motion_lr).reshape(n, frames, -1)
 
 
-def _fit_dictionary(model: DNFModel, data: TrainData, run, sloss,
+def code_frozen_mask(layout) -> torch.Tensor:
+    """``[D]``: 0 on the code slice of ``layout``, 1 elsewhere."""
+    mask = torch.ones(layout.size)
+    mask[:layout.code_dim] = 0.0
+    return mask
+
+
+def _fit_dictionary(model: DNFModel, data: TrainData, run,
                     stages: tuple[str, ...]) -> None:
-    """Stages (b), (c), (d) in order, each starting from the previous stage's vectors."""
+    """Stages (b), (c), (d) in order, each starting from the previous stage's vectors.
+
+    As in the public code, the shape and pose codes stay frozen (masked gradients) and are not
+    regularised while the singular values and residual coefficients are fine-tuned: the motion
+    network's shape condition is then the same in every stage.
+    """
     tc, n, frames = model.preset.train, data.count, data.frames
+    sloss = shape_loss(data, tc.shape_points, model.preset.shape.clamp, 0.0)
     prev = "a"
     for stage in [s for s in ("b", "c", "d") if s in stages]:
         model.build_dictionaries(stage)
@@ -137,13 +151,15 @@ def _fit_dictionary(model: DNFModel, data: TrainData, run, sloss,
                                    model.motion_layout(prev), mrep.layout)
         shared = srep.shared_parameters() if stage == "d" else None
         model.shape_vecs[stage] = run(f"shape-{stage}", srep, svec, sloss, tc.ft_shape_iters,
-                                      tc.shape_batch, tc.ft_lr, shared, tc.ft_residual_lr)
+                                      tc.shape_batch, tc.ft_lr, shared, tc.ft_residual_lr,
+                                      code_frozen_mask(srep.layout))
         scode = model.shape_code(stage, model.shape_vecs[stage])
-        mloss = motion_loss(data, scode, tc.motion_points, tc.code_reg)
+        mloss = motion_loss(data, scode, tc.motion_points, 0.0)
         shared = mrep.shared_parameters() if stage == "d" else None
         model.motion_vecs[stage] = run(
             f"motion-{stage}", mrep, mvec, mloss, tc.ft_motion_iters, tc.motion_batch,
-            tc.ft_lr, shared, tc.ft_residual_lr).reshape(n, frames, -1)
+            tc.ft_lr, shared, tc.ft_residual_lr, code_frozen_mask(mrep.layout)
+        ).reshape(n, frames, -1)
         for dic in (model.shape_dicts[stage], model.motion_dicts[stage]):
             for p in dic.parameters():
                 p.requires_grad_(False)
