@@ -6,6 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
 .PHONY: install wheels demo test lint addon bench clean
 
@@ -40,7 +41,7 @@ addon: install
 	$(BIN)/python -m blender_addon.build
 
 bench: install
-	$(BIN)/python bench/transfer.py
+	$(BIN)/python bench/lib/run_all.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) dist build out .pytest_cache .ruff_cache

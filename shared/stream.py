@@ -4,7 +4,10 @@ A result travels as ``count`` chunks, each one ``result`` message (see PROTOCOL.
 
 - chunk 0, ``part="header"``: ``content["manifest"]`` plus the arrays that do not change per
   frame. Meshes: ``faces`` [F,3] int32, ``times`` [T] f64, optional ``uvs`` [V,2] and ``colors``
-  [V,4]. Gaussians: ``times`` [T].
+  [V,4], and, when the vertices are stored uncompressed, ``sequence_rest`` uint8 (every byte of
+  ``sequence.npz`` outside the vertex data) with ``content["sequence_file"]`` = ``{"size",
+  "data_offset"}``, so the client writes frames straight into the server's file, byte for byte.
+  Gaussians: ``times`` [T].
 - chunks 1.., ``part="frames"``, frames ``[frame_start, frame_stop)``. Meshes: ``vertices``
   [b,V,3] float32, as many frames per chunk as fit in ``chunk_bytes``. Gaussians: one frame per
   chunk, arrays ``means`` [N,3], ``quats`` [N,4], ``log_scales`` [N,3], ``opacity_logits`` [N],
@@ -34,13 +37,18 @@ from pathlib import Path
 import numpy as np
 
 from .errors import FormatError
+from .framefile import FrameFile
 from .manifest import Manifest, read_manifest, safe_member, write_manifest
 from .meshseq import MeshSequence, save_npz
-from .npzmap import npz_memmap
+from .npzmap import npz_member, npz_memmap, npz_rest
 
 DEFAULT_CHUNK_BYTES = 8 * 1024 * 1024
 GAUSSIAN_ARRAYS = ("means", "quats", "log_scales", "opacity_logits", "sh_dc", "sh_rest")
 DATA_ROLES = ("sequence", "frames")
+PARTIAL_LOG = ".partial"  # in a result folder being fetched: what was received
+SEQUENCE_PARTIAL = "sequence.npz"  # .partial-sequence.npz: the final file, being filled
+VERTICES_PARTIAL = "vertices.npy"  # frames from a server that sent no layout, and ...
+HEADER_PARTIAL = "header.npz"  # ... its header arrays
 
 
 @dataclass
@@ -82,6 +90,7 @@ class ResultReader:
         if self.manifest.representation == "mesh_sequence":
             self._seq_path = self.folder / self.manifest.files["sequence"]
             self._vertices = npz_memmap(self._seq_path, "vertices")
+            self._vertex_member = npz_member(self._seq_path, "vertices")
             if self._vertices.ndim != 3 or self._vertices.shape[0] != self.frames:
                 raise FormatError(f"{self._seq_path}: vertices do not match the manifest")
             per_frame = max(1, self._vertices.shape[1] * 12)
@@ -113,10 +122,16 @@ class ResultReader:
         if not 0 <= index < self.count:
             raise FormatError(f"chunk {index} out of range [0, {self.count})")
         if index == 0:
-            return Chunk(0, self.count, "header",
-                         {"chunk": 0, "count": self.count, "part": "header",
-                          "manifest": self.manifest.to_json(),
-                          "attachments": self.attachments}, self._header_arrays())
+            content = {"chunk": 0, "count": self.count, "part": "header",
+                       "manifest": self.manifest.to_json(), "attachments": self.attachments}
+            arrays = self._header_arrays()
+            if self.manifest.representation == "mesh_sequence" and self._vertex_member.stored:
+                # The file around the vertex data, so the client can rebuild it byte for byte.
+                arrays["sequence_rest"] = npz_rest(self._seq_path, self._vertex_member)
+                content["sequence_file"] = {
+                    "size": int(arrays["sequence_rest"].size + self._vertex_member.nbytes),
+                    "data_offset": self._vertex_member.offset}
+            return Chunk(0, self.count, "header", content, arrays)
         if index > self.frame_chunks:
             att, offset, length = self._file_chunks[index - 1 - self.frame_chunks]
             data = np.fromfile(self.folder / att["path"], dtype=np.uint8, count=length,
@@ -156,21 +171,38 @@ class ResultReader:
 class ResultAssembler:
     """Rebuilds a result folder from chunks (client side), resumably.
 
-    Received chunks are recorded in ``<out>/.partial/``; :attr:`next_chunk` says where to resume.
-    Mesh frames go straight into a memory-mapped ``[T, V, 3]`` file, Gaussian frames straight to
-    their ``.ply``, so memory stays bounded whatever the result's size.
+    While a fetch is unfinished, ``<out>/.partial`` logs what was received (one JSON line per
+    chunk, the header's with its manifest, each written after the chunk's data):
+    :attr:`next_chunk` says where to resume. Mesh frames are written straight into their place
+    in the final ``.npz`` (``<out>/.partial-sequence.npz`` until done), rebuilt byte for byte from
+    the header's ``sequence_rest``; from a server that does not send it, the frames go to a
+    ``.npy`` turned into the ``.npz`` at the end. Gaussian frames and attachments go straight to
+    their files. So memory stays bounded whatever the result's size, and nothing is written
+    twice. Call :meth:`close` (or use ``with``) when not finishing.
     """
 
     def __init__(self, out_dir: str | os.PathLike):
         self.out_dir = Path(out_dir)
-        self.partial = self.out_dir / ".partial"
-        self.partial.mkdir(parents=True, exist_ok=True)
-        state = self.partial / "state.json"
-        self._state = json.loads(state.read_text()) if state.is_file() else {"received": []}
-        self.received: set[int] = set(self._state["received"])
-        self.count: int | None = self._state.get("count")
+        self.partial = self.out_dir / PARTIAL_LOG
+        if self.partial.is_dir():  # an older client's partial fetch: start again
+            shutil.rmtree(self.partial)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.received: set[int] = set()
+        self.count: int | None = None
         self._manifest: Manifest | None = None
-        self._vertices: np.ndarray | None = None
+        if self.partial.is_file():
+            for line in self.partial.read_text().splitlines():
+                try:
+                    entry = json.loads(line)
+                    index, count = int(entry["chunk"]), int(entry["count"])
+                    if index == 0:
+                        self._manifest = Manifest.from_json(entry["manifest"], str(self.partial))
+                except (ValueError, KeyError, TypeError, FormatError):
+                    continue  # a line cut short when the fetch stopped
+                self.received.add(index)
+                self.count = count
+        self._log = open(self.partial, "a")  # noqa: SIM115 (closed by close())
+        self._frames: FrameFile | None = None
 
     @property
     def next_chunk(self) -> int:
@@ -186,32 +218,62 @@ class ResultAssembler:
     @property
     def manifest(self) -> Manifest:
         if self._manifest is None:
-            path = self.partial / "manifest.json"
-            if not path.is_file():
-                raise FormatError(f"{self.out_dir}: the result header (chunk 0) was not received")
-            self._manifest = Manifest.from_json(json.loads(path.read_text()), str(path))
+            raise FormatError(f"{self.out_dir}: the result header (chunk 0) was not received")
         return self._manifest
 
     def add(self, chunk: Chunk) -> None:
+        entry: dict = {"chunk": chunk.index, "count": chunk.count}
         if chunk.part == "header":
-            self._add_header(chunk)
+            entry["manifest"] = self._add_header(chunk).to_json()
         elif chunk.part == "file":
             self._add_file(chunk)
         else:
             self._add_frames(chunk)
         self.received.add(chunk.index)
         self.count = chunk.count
-        self._state = {"received": sorted(self.received), "count": self.count}
-        (self.partial / "state.json").write_text(json.dumps(self._state))
+        self._log.write(json.dumps(entry) + "\n")  # after the data: resume is safe
+        self._log.flush()
 
-    def _add_header(self, chunk: Chunk) -> None:
+    def close(self) -> None:
+        """Close the open files (what was received stays, to resume from)."""
+        if self._frames is not None:
+            self._frames.close()
+            self._frames = None
+        self._log.close()
+
+    def __enter__(self) -> ResultAssembler:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _path(self, name: str) -> Path:
+        return self.out_dir / f"{PARTIAL_LOG}-{name}"
+
+    def _add_header(self, chunk: Chunk) -> Manifest:
         manifest = chunk.manifest
         if manifest is None:
             raise FormatError("result header chunk carries no manifest")
-        (self.partial / "manifest.json").write_text(json.dumps(manifest.to_json()))
+        if self._frames is not None:
+            self._frames.close()
+            self._frames = None
+        for stale in (SEQUENCE_PARTIAL, VERTICES_PARTIAL, HEADER_PARTIAL):
+            self._path(stale).unlink(missing_ok=True)
+        layout = chunk.content.get("sequence_file")
+        if (manifest.representation == "mesh_sequence" and isinstance(layout, dict)
+                and "sequence_rest" in chunk.arrays):
+            try:
+                offset, size = int(layout["data_offset"]), int(layout["size"])
+            except (KeyError, TypeError, ValueError):
+                raise FormatError(f"result header: malformed sequence_file {layout!r}") from None
+            self._frames = FrameFile.npz(self._path(SEQUENCE_PARTIAL),
+                                         chunk.arrays["sequence_rest"], offset, size,
+                                         len(manifest.frame_times), "result header")
+        elif manifest.representation == "mesh_sequence":  # kept to build the .npz at the end
+            np.savez(self._path(HEADER_PARTIAL), **{k: np.asarray(v)
+                                                    for k, v in chunk.arrays.items()})
         self._manifest = manifest
-        for name, arr in chunk.arrays.items():
-            np.save(self.partial / f"{name}.npy", np.asarray(arr), allow_pickle=False)
+        return manifest
 
     def _add_file(self, chunk: Chunk) -> None:
         c = chunk.content
@@ -224,7 +286,7 @@ class ResultAssembler:
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "r+b" if path.exists() else "wb") as fh:
             fh.seek(offset)
-            fh.write(data.tobytes())
+            fh.write(memoryview(np.ascontiguousarray(data)))
 
     def _add_frames(self, chunk: Chunk) -> None:
         m = self.manifest
@@ -232,15 +294,13 @@ class ResultAssembler:
         if not 0 <= a < b <= len(m.frame_times):
             raise FormatError(f"result chunk {chunk.index}: frames [{a}, {b}) out of range")
         if m.representation == "mesh_sequence":
-            verts = np.asarray(chunk.arrays["vertices"], dtype=np.float32)
-            store = self._vertex_store(verts.shape[1])
-            if verts.shape != (b - a, store.shape[1], 3):
-                raise FormatError(
-                    f"result chunk {chunk.index}: vertices {list(verts.shape)} do not match "
-                    f"[{b - a}, {store.shape[1]}, 3]"
-                )
-            store[a:b] = verts
-            store.flush()
+            verts = chunk.arrays.get("vertices")
+            if verts is None or verts.ndim != 3 or verts.shape[0] != b - a:
+                raise FormatError(f"result chunk {chunk.index}: no vertices [{b - a}, V, 3]")
+            try:
+                self._frame_file(verts.shape[1]).write(a, verts)
+            except FormatError as err:
+                raise FormatError(f"result chunk {chunk.index}: {err}") from None
         else:
             from .gsply import GaussianFrame, write_gsply
 
@@ -250,36 +310,53 @@ class ResultAssembler:
             frame = GaussianFrame(**{n: np.asarray(chunk.arrays[n]) for n in GAUSSIAN_ARRAYS})
             write_gsply(self.out_dir / m.files["frames"][a], frame)
 
-    def _vertex_store(self, v: int) -> np.ndarray:
-        if self._vertices is None:
-            path = self.partial / "vertices.npy"
-            t = len(self.manifest.frame_times)
-            if path.is_file():
-                self._vertices = np.lib.format.open_memmap(path, mode="r+")
+    def _frame_file(self, v: int) -> FrameFile:
+        """Where mesh frames go: the final ``.npz`` when the header sent its layout, else a
+        ``.npy`` of ``[T, v, 3]`` (made here on the first frames)."""
+        if self._frames is None:
+            for name in (SEQUENCE_PARTIAL, VERTICES_PARTIAL):
+                if self._path(name).is_file():
+                    self._frames = FrameFile.reopen(self._path(name))
+                    break
             else:
-                self._vertices = np.lib.format.open_memmap(
-                    path, mode="w+", dtype=np.float32, shape=(t, v, 3))
-        return self._vertices
+                t = len(self.manifest.frame_times)
+                self._frames = FrameFile.npy(self._path(VERTICES_PARTIAL), (t, v, 3))
+        return self._frames
 
     def header_array(self, name: str) -> np.ndarray | None:
-        path = self.partial / f"{name}.npy"
-        return np.load(path, allow_pickle=False) if path.is_file() else None
+        """A header array kept for a server that sent no file layout (else None)."""
+        path = self._path(HEADER_PARTIAL)
+        if not path.is_file():
+            return None
+        with np.load(path, allow_pickle=False) as z:
+            return z[name] if name in z.files else None
 
     def finish(self) -> Path:
-        """Write the final files, then ``manifest.json``; remove ``.partial``; return the folder."""
+        """Put the final files in place, then ``manifest.json``; remove the partial state;
+        return the folder."""
         if not self.complete:
             raise FormatError(
                 f"{self.out_dir}: result incomplete, {len(self.received)} of {self.count} chunks"
             )
         m = self.manifest
+        if self._frames is not None:
+            self._frames.close()
+            self._frames = None
+        leftovers = []
         if m.representation == "mesh_sequence":
-            faces = self.header_array("faces")
-            times = self.header_array("times")
-            verts = self._vertex_store(int(m.counts.get("vertices", 0)))
-            seq = MeshSequence(verts, faces, times, self.header_array("uvs"),
-                               self.header_array("colors"))
-            save_npz(seq, self.out_dir / m.files["sequence"])
-            self._vertices = None
+            target = safe_member(self.out_dir, m.files["sequence"], "sequence")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if self._path(SEQUENCE_PARTIAL).is_file():
+                os.replace(self._path(SEQUENCE_PARTIAL), target)
+            else:  # a server that sent no layout: build the .npz from the arrays
+                verts = np.load(self._path(VERTICES_PARTIAL), mmap_mode="r")
+                seq = MeshSequence(verts, self.header_array("faces"), self.header_array("times"),
+                                   self.header_array("uvs"), self.header_array("colors"))
+                del verts
+                save_npz(seq, target)
+                leftovers = [self._path(VERTICES_PARTIAL), self._path(HEADER_PARTIAL)]
         write_manifest(self.out_dir, m)
-        shutil.rmtree(self.partial, ignore_errors=True)
+        self.close()
+        for path in [*leftovers, self.partial]:
+            path.unlink(missing_ok=True)
         return self.out_dir

@@ -61,6 +61,12 @@ def cmd_kinds(args: argparse.Namespace) -> int:
         for p in kind.params:
             print(f"    --param {p.name}=...  {p.describe_accepted()}, default {p.default!r}"
                   f"{'  ' + p.help if p.help else ''}")
+    if hello.models:
+        print("models (--param model=NAME):")
+        for m in hello.models:
+            size = f"{m.get('size', 0) / 1e6:.1f} MB"
+            print(f"    {m.get('method')}/{m.get('name')}  {size}  sha256 "
+                  f"{str(m.get('sha256'))[:16]}{'  (shipped)' if m.get('shipped') else ''}")
     return 0
 
 

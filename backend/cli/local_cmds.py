@@ -8,7 +8,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from backend.server.config import DEFAULT_BIND, ServerConfig, default_data_dir
+from backend.server.defaults import DEFAULT_BIND, default_data_dir
 from shared.errors import Anim4DError, FormatError
 
 
@@ -26,16 +26,21 @@ def add_serve_args(p: argparse.ArgumentParser) -> None:
                    help="seconds a cancelled job gets to stop before it is killed")
     p.add_argument("--debug-kinds", action="store_true",
                    help="also offer the debug.* job kinds (engine diagnostics)")
+    p.add_argument("--models-dir", type=Path, metavar="DIR",
+                   help="models offered to clients by name, one folder per model: "
+                        "DIR/<method>/<name>/ (e.g. DIR/dnf/big/); default DATA_DIR/models; "
+                        "the shipped models are always offered")
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from backend.server.config import ServerConfig
     from backend.server.embedded import run_server
 
     if args.workers < 1:
         raise Anim4DError(f"--workers {args.workers}: need at least 1", "bad_param")
     run_server(ServerConfig(bind=args.bind, data_dir=args.data_dir, workers=args.workers,
                             curve_keys=args.curve_keys, cancel_grace_s=args.cancel_grace,
-                            debug_kinds=args.debug_kinds))
+                            debug_kinds=args.debug_kinds, models_dir=args.models_dir))
     return 0
 
 

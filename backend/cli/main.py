@@ -6,9 +6,10 @@ Client commands accept ``--server ADDR`` (default ``tcp://127.0.0.1:5555``, or `
 from __future__ import annotations
 
 import argparse
-import logging
+import importlib
 import os
 import sys
+from collections.abc import Callable
 
 from shared.errors import Anim4DError
 
@@ -24,8 +25,19 @@ def _client_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--client-key", help="CURVE: this client's secret key file (*.key_secret)")
 
 
+def _lazy(module: str, name: str) -> Callable[[argparse.Namespace], int]:
+    """Command ``name`` of ``backend.cli.<module>``, imported only when the command runs: so
+    ``anim4d --help`` imports neither numpy, zmq, rich nor torch (see bench/cli_startup.py)."""
+
+    def run(args: argparse.Namespace) -> int:
+        return getattr(importlib.import_module(f"backend.cli.{module}"), name)(args)
+
+    run.__name__ = run.__qualname__ = name
+    return run
+
+
 def build_parser() -> argparse.ArgumentParser:
-    from backend.cli import client_cmds, local_cmds
+    from backend.cli import local_cmds  # light: its commands import what they need
 
     parser = argparse.ArgumentParser(
         prog="anim4d", description="Anim4D backend: animated creatures for Blender.")
@@ -43,14 +55,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=local_cmds.cmd_keys)
 
     for name, helptext, func in [
-        ("ping", "check that the backend answers", client_cmds.cmd_ping),
+        ("ping", "check that the backend answers", "cmd_ping"),
         ("kinds", "list the job kinds the backend offers, with their parameters",
-         client_cmds.cmd_kinds),
-        ("jobs", "list jobs", client_cmds.cmd_jobs),
+         "cmd_kinds"),
+        ("jobs", "list jobs", "cmd_jobs"),
     ]:
         p = sub.add_parser(name, help=helptext)
         _client_args(p)
-        p.set_defaults(func=func)
+        p.set_defaults(func=_lazy("client_cmds", func))
 
     p = sub.add_parser("submit", help="submit a job (optionally wait and fetch its result)")
     _client_args(p)
@@ -60,23 +72,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--wait", action="store_true",
                    help="wait with a progress bar (Ctrl-C cancels the job)")
     p.add_argument("--out", help="with --wait: fetch the result into this folder")
-    p.set_defaults(func=client_cmds.cmd_submit)
+    p.set_defaults(func=_lazy("client_cmds", "cmd_submit"))
 
     for name, helptext, func in [
-        ("cancel", "cancel a queued or running job", client_cmds.cmd_cancel),
-        ("delete", "delete a finished job and its result on the server", client_cmds.cmd_delete),
-        ("wait", "wait for a job with a progress bar", client_cmds.cmd_wait),
+        ("cancel", "cancel a queued or running job", "cmd_cancel"),
+        ("delete", "delete a finished job and its result on the server", "cmd_delete"),
+        ("wait", "wait for a job with a progress bar", "cmd_wait"),
     ]:
         p = sub.add_parser(name, help=helptext)
         _client_args(p)
         p.add_argument("id", help="job id (a unique prefix is enough)")
-        p.set_defaults(func=func)
+        p.set_defaults(func=_lazy("client_cmds", func))
 
     p = sub.add_parser("fetch", help="download a finished job's result folder")
     _client_args(p)
     p.add_argument("id", help="job id (a unique prefix is enough)")
     p.add_argument("--out", required=True, help="result folder to write (resumes if partial)")
-    p.set_defaults(func=client_cmds.cmd_fetch)
+    p.set_defaults(func=_lazy("client_cmds", "cmd_fetch"))
 
     p = sub.add_parser("export", help="convert a result folder to other formats")
     p.add_argument("result", help="result folder (holds manifest.json)")
@@ -99,6 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    import logging  # after parsing: `--help` does without it
+
     quiet = logging.INFO if args.command == "serve" else logging.WARNING
     logging.basicConfig(level=logging.DEBUG if args.verbose else quiet,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")

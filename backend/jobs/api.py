@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from shared import __version__
-from shared.errors import FormatError, JobError
+from shared.errors import FormatError, JobError, ParamError
 from shared.manifest import MANIFEST_NAME, Manifest
 from shared.meshseq import MeshSequence, save_npz
 from shared.results import ResultData, open_result
@@ -35,6 +35,8 @@ class JobContext:
     """Per-job handle given to a method.
 
     ``progress(stage, fraction, message)``: ``fraction`` in [0, 1] of the whole job.
+    ``models``: ``{name: folder}`` of the models of this kind's method on this server (see
+    :mod:`backend.models.registry`); :meth:`model_folder` resolves the ``model`` parameter.
     """
 
     job_id: str
@@ -43,6 +45,7 @@ class JobContext:
     sink: ProgressSink = lambda stage, fraction, message: None
     cancelled: Callable[[], bool] = lambda: False
     min_interval: float = 0.05
+    models: dict[str, str] = field(default_factory=dict)
     _last: float = field(default=0.0, repr=False)
 
     def source(self, job_id: str) -> Path:
@@ -70,6 +73,14 @@ class JobContext:
         except FormatError as err:
             raise JobError(str(err).replace(str(folder), f"the result of job {job_id}"),
                            "bad_file") from None
+
+    def model_folder(self, name: str) -> Path:
+        """The folder of model ``name``; the error names the choices, never a path."""
+        if name not in self.models:
+            have = ", ".join(self.models) or "none"
+            raise ParamError(f"this server has no model {name!r}; it has: {have}",
+                             "unknown_model")
+        return Path(self.models[name])
 
     def check_cancel(self) -> None:
         if self.cancelled():

@@ -2,26 +2,43 @@
 
 Runners are named as ``"module:function"`` strings and imported only inside the worker process,
 so the server itself never imports torch or a method's heavy dependencies.
+
+The kinds are built per server: a kind that uses models gets a ``model`` enum whose choices are
+the names of its method's models in the server's :class:`~backend.models.ModelRegistry`, and
+carries their folders (``models``) to its workers; clients only ever see the names.
 """
 
 from __future__ import annotations
 
 import importlib
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from shared.params import KindSpec
+
+if TYPE_CHECKING:
+    from backend.models import ModelRegistry
+
+log = logging.getLogger("anim4d.jobs")
 
 
 @dataclass(frozen=True)
 class JobKind:
+    """``models``: ``(name, folder)`` pairs its workers may load (server-side only)."""
+
     spec: KindSpec
     runner: str
+    models: tuple[tuple[str, str], ...] = ()
 
     @property
     def name(self) -> str:
         return self.spec.name
 
+    @property
+    def model_folders(self) -> dict[str, str]:
+        return dict(self.models)
 
 
 def load_runner(runner: str) -> Callable:
@@ -30,17 +47,29 @@ def load_runner(runner: str) -> Callable:
     return getattr(importlib.import_module(module), func)
 
 
-def builtin_kinds(debug: bool = False) -> dict[str, JobKind]:
-    """Every production kind; with ``debug``, also the ``debug.*`` kinds used to test the engine."""
+def builtin_kinds(debug: bool = False, models: ModelRegistry | None = None) -> dict[str, JobKind]:
+    """Every production kind; with ``debug``, also the ``debug.*`` kinds used to test the engine.
+
+    ``models``: the server's models (default: the shipped ones). A method's kinds are offered
+    only when it has at least one model.
+    """
     from backend.data import jobs as data_jobs
     from backend.methods.dnf import jobs as dnf_jobs
+    from backend.models import discover_models
 
+    models = models if models is not None else discover_models(None)
     kinds = [
         JobKind(data_jobs.PROCEDURAL_KIND, "backend.data.jobs:run_procedural"),
         JobKind(data_jobs.BAKE_KIND, "backend.data.jobs:run_bake"),
-        JobKind(dnf_jobs.RECONSTRUCT_KIND, "backend.methods.dnf.jobs:run_reconstruct"),
-        JobKind(dnf_jobs.FIT_SHAPE_KIND, "backend.methods.dnf.jobs:run_fit_shape"),
     ]
+    dnf = models.for_method("dnf")
+    if dnf:
+        folders = tuple(models.folders("dnf").items())
+        runner = "backend.methods.dnf.jobs:"
+        kinds += [JobKind(dnf_jobs.reconstruct_kind(dnf), runner + "run_reconstruct", folders),
+                  JobKind(dnf_jobs.fit_shape_kind(dnf), runner + "run_fit_shape", folders)]
+    else:
+        log.warning("no dnf model found: the dnf.* kinds are not offered")
     out = {k.name: k for k in kinds}
     if debug:
         out.update(debug_kinds())

@@ -3,20 +3,14 @@
 from __future__ import annotations
 
 import ipaddress
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from backend.server.defaults import DEFAULT_BIND, default_data_dir
 from shared.protocol import MAX_MESSAGE_BYTES
 from shared.stream import DEFAULT_CHUNK_BYTES
 
-DEFAULT_BIND = "tcp://127.0.0.1:5555"
-
-
-def default_data_dir() -> Path:
-    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local",
-                                                            "share")
-    return Path(base) / "anim4d"
+__all__ = ["DEFAULT_BIND", "ServerConfig", "default_data_dir"]
 
 
 @dataclass
@@ -31,6 +25,11 @@ class ServerConfig:
     chunk_bytes: int = DEFAULT_CHUNK_BYTES
     sndhwm: int = 32
     debug_kinds: bool = False
+    models_dir: Path | None = None  # None: <data_dir>/models (see backend/models/registry.py)
+
+    @property
+    def resolved_models_dir(self) -> Path:
+        return Path(self.models_dir) if self.models_dir else Path(self.data_dir) / "models"
 
 
 def is_loopback(address: str) -> bool:

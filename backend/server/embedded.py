@@ -33,7 +33,10 @@ def run_server(config: ServerConfig) -> None:
 
 
 class EmbeddedServer:
-    """A server on a background thread of this process; jobs still run in worker processes."""
+    """A server on a background thread of this process; jobs still run in worker processes.
+
+    ``config``: any other :class:`ServerConfig` field, e.g. ``models_dir`` (default
+    ``<data_dir>/models``; the shipped models are offered either way)."""
 
     def __init__(self, data_dir: str | Path, bind: str = "tcp://127.0.0.1:*",
                  debug_kinds: bool = False, kinds: dict[str, JobKind] | None = None,

@@ -183,9 +183,11 @@ class JobEngine:
                 why = (f"killed by signal {-code}" if code is not None and code < 0
                        else f"exit code {code}")
                 hint = " (possibly out of memory)" if code in (-9, 137) else ""
+                log.warning("job %s: worker died (%s); its log: %s", job_id, why,
+                            self.store.job_dir(job_id) / "worker.log")
                 self._finish(rec, "failed", ("worker_died",
                              f"the worker process running {rec.kind} died: {why}{hint}; "
-                             f"see {self.store.job_dir(job_id) / 'worker.log'}"))
+                             "see the job's worker.log on the server"))
         elif final[0] == "done":
             rec.result = final[1]
             self._finish(rec, "done")
@@ -224,6 +226,7 @@ class JobEngine:
                 target=worker_main, name=f"anim4d-job-{job_id[:8]}", daemon=True,
                 args=(job_id, kind.runner, rec.params, inputs, str(self.store.job_dir(job_id)),
                       child, cancel),
+                kwargs={"models": kind.model_folders},
             )
             with _main_hidden():
                 proc.start()

@@ -22,6 +22,7 @@ from pathlib import Path
 import zmq
 
 from backend.jobs.registry import JobKind, builtin_kinds
+from backend.models import discover_models
 from backend.server.config import ServerConfig, is_loopback
 from backend.server.engine import JobEngine
 from backend.server.sources import dependents, resolve_job_params
@@ -60,7 +61,9 @@ class Server:
     def __init__(self, config: ServerConfig, kinds: dict[str, JobKind] | None = None,
                  context: zmq.Context | None = None):
         self.config = config
-        self.kinds = kinds if kinds is not None else builtin_kinds(config.debug_kinds)
+        self.models = discover_models(config.resolved_models_dir)
+        self.kinds = (kinds if kinds is not None
+                      else builtin_kinds(config.debug_kinds, self.models))
         self.store = JobStore(config.data_dir)
         self.uploads = Uploads(self.store.uploads_dir, max_bytes=64 * 1024**3)
         self.engine = JobEngine(self.store, self.kinds, config.workers, config.cancel_grace_s,
@@ -103,6 +106,8 @@ class Server:
         self.address = sock.getsockopt(zmq.LAST_ENDPOINT).decode()
         log.info("serving on %s, data in %s, %d worker(s), kinds: %s", self.address,
                  self.store.root, self.engine.workers, ", ".join(self.kinds))
+        log.info("models (from %s and the shipped ones): %s", self.models.models_dir,
+                 ", ".join(f"{m.method}/{m.name}" for m in self.models) or "none")
         return self.address
 
     def _setup_curve(self, sock: zmq.Socket, keys: Path) -> None:
@@ -260,6 +265,7 @@ class Server:
             "server": "anim4d", "server_version": __version__, "protocol": PROTOCOL_VERSION,
             "kinds": [k.spec.to_json() for k in self.kinds.values()
                       if k.spec.protocol_minor <= msg.version[1]],
+            "models": self.models.to_json(),
             "limits": {"max_message_bytes": self.config.max_message_bytes,
                        "inline_input_bytes": INLINE_INPUT_LIMIT,
                        "upload_chunk_bytes": UPLOAD_CHUNK_BYTES,

@@ -20,16 +20,23 @@ from shared.errors import Anim4DError
 from shared.manifest import write_manifest
 
 
-def _user_paths(message: str, job_dir: Path) -> str:
-    """Name inputs as the artist knows them (``Horse.glb``), not by the server's own path."""
+def _user_paths(message: str, job_dir: Path, models: dict[str, str] | None = None) -> str:
+    """Name inputs as the artist knows them (``Horse.glb``) and models by name (``model
+    'tiny'``), never by the server's own paths."""
     inputs = job_dir / "inputs"
     for prefix in {str(inputs.resolve()), str(inputs)}:
+        message = message.replace(prefix + os.sep, "")
+    for name, folder in sorted((models or {}).items(), key=lambda nf: -len(nf[1])):
+        for prefix in {str(Path(folder).resolve()), str(folder)}:
+            message = message.replace(prefix + os.sep, f"model {name!r}: ")
+            message = message.replace(prefix, f"model {name!r}")
+    for prefix in {str(job_dir.resolve()), str(job_dir)}:
         message = message.replace(prefix + os.sep, "")
     return message
 
 
 def worker_main(job_id: str, runner: str, params: dict, inputs: list[str], job_dir: str,
-                conn: Connection, cancel: Event) -> None:
+                conn: Connection, cancel: Event, models: dict[str, str] | None = None) -> None:
     folder = Path(job_dir)
     log_path = folder / "worker.log"
     logging.basicConfig(filename=log_path, level=logging.INFO,
@@ -41,7 +48,7 @@ def worker_main(job_id: str, runner: str, params: dict, inputs: list[str], job_d
         conn.send(("progress", stage, fraction, message))
 
     ctx = JobContext(job_id=job_id, out_dir=folder / "result", work_dir=folder / "work",
-                     sink=sink, cancelled=cancel.is_set)
+                     sink=sink, cancelled=cancel.is_set, models=dict(models or {}))
     try:
         manifest = load_runner(runner)(ctx, params, [Path(p) for p in inputs])
         ctx.check_cancel()
@@ -54,7 +61,7 @@ def worker_main(job_id: str, runner: str, params: dict, inputs: list[str], job_d
         conn.send(("cancelled",))
     except Anim4DError as err:
         log.warning("job %s failed: %s", job_id, err)
-        conn.send(("failed", err.code, _user_paths(str(err), folder)))
+        conn.send(("failed", err.code, _user_paths(str(err), folder, models)))
     except MemoryError:
         log.error("job %s ran out of memory\n%s", job_id, traceback.format_exc())
         conn.send(("failed", "out_of_memory",
@@ -62,6 +69,7 @@ def worker_main(job_id: str, runner: str, params: dict, inputs: list[str], job_d
     except Exception as err:  # noqa: BLE001 - a method bug must reach the user, not kill the server
         log.error("job %s crashed\n%s", job_id, traceback.format_exc())
         conn.send(("failed", "internal",
-                   f"{type(err).__name__}: {err} (details in {log_path})"))
+                   _user_paths(f"{type(err).__name__}: {err} (details in the job's worker.log "
+                               "on the server)", folder, models)))
     finally:
         conn.close()

@@ -10,6 +10,7 @@ pattern); job waits treat any message (progress, heartbeat) as a sign of life.
 from __future__ import annotations
 
 import os
+import struct
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterator
@@ -17,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 import zmq
-from zmq.utils.monitor import recv_monitor_message
 
 from ._shared import errors, params, protocol, stream
 from .client_types import (
@@ -109,9 +109,14 @@ class Client:
     def _read_monitor(self) -> None:
         while self._monitor is not None and self._monitor.poll(0):
             try:
-                event = recv_monitor_message(self._monitor, zmq.NOBLOCK)["event"]
+                frames = self._monitor.recv_multipart(zmq.NOBLOCK)
             except zmq.ZMQError:
                 return
+            if not frames or len(frames[0]) != 6:
+                continue
+            # libzmq's monitor message: a 16-bit event id and a 32-bit value, then the endpoint
+            # (parsed here: zmq.utils.monitor would import asyncio, 0.2 s of CLI start-up).
+            event = struct.unpack("=hi", frames[0])[0]
             name = {zmq.EVENT_CONNECTED: "connected", zmq.EVENT_CONNECT_RETRIED: "retried",
                     zmq.EVENT_DISCONNECTED: "disconnected",
                     zmq.EVENT_HANDSHAKE_SUCCEEDED: "handshake"}.get(event, "auth_failed")
@@ -215,7 +220,8 @@ class Client:
                 server_version=str(c["server_version"]), protocol_version=str(c["protocol"]),
                 kinds=[params.KindSpec.from_json(k) for k in c["kinds"]],
                 limits=dict(c.get("limits") or {}), workers=int(c.get("workers", 1)),
-                curve=bool(c.get("curve", False)))
+                curve=bool(c.get("curve", False)),
+                models=[dict(m) for m in c.get("models") or []])
         except (KeyError, TypeError, ValueError) as err:
             raise ServerError(f"{self.address}: malformed hello reply ({err})",
                               "bad_reply") from None

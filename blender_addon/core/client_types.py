@@ -93,6 +93,7 @@ class HelloInfo:
     limits: dict[str, Any]
     workers: int = 1
     curve: bool = False
+    models: list[dict[str, Any]] = field(default_factory=list)  # {name, method, sha256, size}
 
     def kind(self, name: str) -> params.KindSpec:
         for k in self.kinds:

@@ -1,7 +1,8 @@
 """Fixtures for the DNF tests: a micro preset and a micro model trained on one creature.
 
 Everything here is made in code (procedural creatures, hand-built meshes and files); the shared
-animal data is never needed.
+animal data is never needed. (``test_published_figures.py`` fits one held-out animal clip from
+``../shared/data/animals`` when present and skips that test, saying why, when absent.)
 """
 
 from __future__ import annotations

@@ -13,10 +13,13 @@ Modules (one job each):
 - :mod:`.train` the training stages (a) MLPs, (b) SVD fine-tune, (c) top-k, (d) residual;
 - :mod:`.decode` coefficients -> SDF grid -> marching cubes once -> mesh sequence at any times;
 - :mod:`.fit_shape` fit a new mesh's shape coefficients with the dictionary frozen;
-- :mod:`.metrics` Chamfer distance and volumetric IoU; :mod:`.checkpoint` safetensors + JSON;
+- :mod:`.metrics` Chamfer distance and volumetric IoU; :mod:`.checkpoint` safetensors + JSON
+  (SHA-256 checked on load); :mod:`.model_files` a model folder's hash, size and held stages
+  without torch (the server's model registry, :mod:`backend.models`);
 - :mod:`.model` the trained model (MLPs, dictionaries, vectors per stage a-d);
 - :mod:`.pipeline` ``run_prepare`` / ``fit_fields``; :mod:`.evaluate` the results tables;
-- :mod:`.jobs` the ``dnf.reconstruct`` and ``dnf.fit_shape`` job kinds.
+- :mod:`.jobs` the ``dnf.reconstruct`` and ``dnf.fit_shape`` job kinds (``model`` = a name).
+- :mod:`.gen` part 2: tokens, shape and motion diffusion, sampling (see its docstring).
 
 Public API (what part 2 uses)::
 

@@ -10,6 +10,10 @@ A checkpoint folder holds:
   ``A.{j}``, ``B.{j}``);
 - ``stages.safetensors`` (optional): the vectors of stages b and c, for evaluation.
 
+``config.json`` records ``model_sha256`` (and ``stages_sha256`` with the optional file);
+:func:`load_checkpoint` checks them before reading a tensor. :mod:`.model_files` reads a
+folder's hash, size and held stages without torch (for the server's model registry).
+
 The dictionaries of stages b and c are rebuilt from the MLP weights (their SVD is
 deterministic up to paired signs, which the per-instance singular values do not see).
 """
@@ -52,9 +56,12 @@ def save_checkpoint(model: DNFModel, folder: str | Path, with_stages: bool = Tru
                 main[f"{fname}.d.dict.{k}"] = v
     main = {k: v.detach().contiguous().cpu() for k, v in main.items()}
     save_file(main, str(folder / "model.safetensors"), metadata={"format": FORMAT})
+    stages_file = folder / "stages.safetensors"
     if with_stages and extra:
         extra = {k: v.detach().contiguous().cpu() for k, v in extra.items()}
-        save_file(extra, str(folder / "stages.safetensors"), metadata={"format": FORMAT})
+        save_file(extra, str(stages_file), metadata={"format": FORMAT})
+    elif stages_file.exists():
+        stages_file.unlink()  # a stale file of an earlier model must not pass for this one's
     config = {
         "format": FORMAT, "version": VERSION, "preset": model.preset.to_json(),
         "stages": model.stages, "instances": model.instances,
@@ -63,6 +70,8 @@ def save_checkpoint(model: DNFModel, folder: str | Path, with_stages: bool = Tru
         "info": model.info,
         "model_sha256": _sha256(folder / "model.safetensors"),
     }
+    if stages_file.is_file():
+        config["stages_sha256"] = _sha256(stages_file)
     tmp = folder / "config.json.tmp"
     tmp.write_text(json.dumps(config, indent=1))
     tmp.replace(folder / "config.json")
@@ -70,40 +79,87 @@ def save_checkpoint(model: DNFModel, folder: str | Path, with_stages: bool = Tru
 
 
 def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
-def _missing(path: Path, folder: Path) -> FormatError:
-    return FormatError(
-        f"{path}: DNF checkpoint file not found (looked in {folder.resolve()}); make one with "
-        f"`{MAKE_COMMAND}`", "missing_checkpoint")
+class _Where:
+    """How errors name a checkpoint's files: by path (local commands) or, for a model a client
+    chose by name, as ``model 'tiny': model.safetensors`` (no server path)."""
+
+    def __init__(self, folder: Path, label: str | None):
+        self.folder, self.label = folder, label
+
+    def __call__(self, path: Path) -> str:
+        return f"model {self.label!r}: {path.name}" if self.label else str(path)
+
+    def missing(self, path: Path) -> FormatError:
+        where = "" if self.label else f" (looked in {self.folder.resolve()})"
+        return FormatError(f"{self(path)}: DNF checkpoint file not found{where}; make one with "
+                           f"`{MAKE_COMMAND}`", "missing_checkpoint")
 
 
-def load_checkpoint(folder: str | Path, stages: tuple[str, ...] = STAGES) -> DNFModel:
-    """Read a checkpoint folder; errors name the file, where it was looked, and what to run."""
+def verify_hashes(folder: Path, config: dict, label: str | None = None) -> str:
+    """Check the weight files against the SHA-256 recorded in ``config``; returns the model's
+    (``model.safetensors``) hash. A mismatch is a :class:`FormatError` naming the model."""
+    where = _Where(Path(folder), label)
+    out = ""
+    for fname, key in (("model.safetensors", "model_sha256"),
+                       ("stages.safetensors", "stages_sha256")):
+        path = Path(folder) / fname
+        want = config.get(key)
+        if not path.is_file() or not want:
+            if fname == "model.safetensors":
+                raise FormatError(f"{where(path.with_name('config.json'))}: no {key} recorded; "
+                                  "the weights cannot be verified", "bad_checkpoint")
+            continue
+        got = _sha256(path)
+        if got != want:
+            raise FormatError(
+                f"{where(path)}: SHA-256 {got[:12]}... does not match the {want[:12]}... "
+                "recorded in config.json: the file is damaged or was replaced; restore the "
+                f"model (or remake it with `{MAKE_COMMAND}`)", "bad_checkpoint")
+        if fname == "model.safetensors":
+            out = got
+    return out
+
+
+def load_checkpoint(folder: str | Path, stages: tuple[str, ...] = STAGES,
+                    label: str | None = None, verify: bool = True) -> DNFModel:
+    """Read a checkpoint folder, first checking its weights against the recorded SHA-256
+    (``verify``). Errors name the file, where it was looked and what to run; with ``label``
+    (the model's name, for a job) they name the model instead of any path.
+    ``model.sha256`` is the verified hash of ``model.safetensors``."""
     folder = Path(folder)
+    where = _Where(folder, label)
     cfg_path, main_path = folder / "config.json", folder / "model.safetensors"
     for p in (cfg_path, main_path):
         if not p.is_file():
-            raise _missing(p, folder)
+            raise where.missing(p)
     try:
         config = json.loads(cfg_path.read_text())
     except (OSError, ValueError) as err:
-        raise FormatError(f"{cfg_path}: not a DNF checkpoint config ({err})") from None
+        raise FormatError(f"{where(cfg_path)}: not a DNF checkpoint config ({err})") from None
     if config.get("format") != FORMAT:
-        raise FormatError(f"{cfg_path}: format {config.get('format')!r}, expected {FORMAT!r}")
+        raise FormatError(f"{where(cfg_path)}: format {config.get('format')!r}, "
+                          f"expected {FORMAT!r}")
     if int(config.get("version", 0)) > VERSION:
-        raise FormatError(f"{cfg_path}: checkpoint version {config['version']} is newer than "
-                          f"this software understands ({VERSION}); update Anim4D")
+        raise FormatError(f"{where(cfg_path)}: checkpoint version {config['version']} is newer "
+                          f"than this software understands ({VERSION}); update Anim4D")
+    sha = verify_hashes(folder, config, label) if verify else config.get("model_sha256", "")
     try:
         tensors = load_file(str(main_path))
         if (folder / "stages.safetensors").is_file():
             tensors.update(load_file(str(folder / "stages.safetensors")))
     except Exception as err:  # safetensors raises its own error types
-        raise FormatError(f"{main_path}: cannot read safetensors ({err})") from None
+        raise FormatError(f"{where(main_path)}: cannot read safetensors ({err})") from None
     preset = Preset.from_json(config["preset"])
     model = DNFModel.untrained(preset, config["instances"])
     model.info = config.get("info", {})
+    model.sha256 = sha
     try:
         for fname, mlp in (("shape", model.shape_mlp), ("motion", model.motion_mlp)):
             prefix = f"{fname}.mlp."
@@ -125,8 +181,8 @@ def load_checkpoint(folder: str | Path, stages: tuple[str, ...] = STAGES) -> DNF
                                ("motion", model.motion_layout(stage))):
                 want = config["layouts"][stage][fname]["size"]
                 if lay.size != want or tensors[f"{fname}.{stage}.vecs"].shape[-1] != want:
-                    raise FormatError(f"{main_path}: stage {stage} {fname} vectors do not match "
-                                      f"the layout in {cfg_path.name} ({want} numbers)")
+                    raise FormatError(f"{where(main_path)}: stage {stage} {fname} vectors do "
+                                      f"not match the layout in {cfg_path.name} ({want} numbers)")
     except (RuntimeError, KeyError) as err:
-        raise FormatError(f"{main_path}: does not match {cfg_path.name} ({err})") from None
+        raise FormatError(f"{where(main_path)}: does not match {cfg_path.name} ({err})") from None
     return model

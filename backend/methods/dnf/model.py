@@ -62,6 +62,7 @@ class DNFModel:
     shape_vecs: dict[str, torch.Tensor] = field(default_factory=dict)
     motion_vecs: dict[str, torch.Tensor] = field(default_factory=dict)
     info: dict = field(default_factory=dict)
+    sha256: str = ""  # of model.safetensors, checked on load (.checkpoint.load_checkpoint)
 
     @classmethod
     def untrained(cls, preset: Preset, instances: list[dict]) -> DNFModel:

@@ -4,12 +4,12 @@ Evaluates a checkpoint (default: the shipped tiny one) on its training instances
 held-out clips and unseen shapes of its preset, then writes the Markdown page. The data cache is
 reused (``out/dnf/cache``), so after ``anim4d dnf fit-fields`` this takes minutes.
 
-Run: ``python bench/dnf_fields_eval.py [--checkpoint DIR] [--out docs/results/dnf_fields.md]``.
+Run: ``python bench/eval_dnf_fields.py [--checkpoint DIR] [--out docs/results/dnf_fields.md]``.
 To remake everything from scratch::
 
     python -m backend.methods.dnf.cli fit-fields --preset tiny \
         --out backend/methods/dnf/checkpoints/tiny
-    python bench/dnf_fields_eval.py
+    python bench/eval_dnf_fields.py
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 COMMAND = ("python -m backend.methods.dnf.cli fit-fields --preset tiny --out "
-           "backend/methods/dnf/checkpoints/tiny && python bench/dnf_fields_eval.py")
+           "backend/methods/dnf/checkpoints/tiny && python bench/eval_dnf_fields.py")
 
 
 def main() -> int:
