@@ -99,12 +99,14 @@ def evaluate(checkpoint: Path, cache: Path, report: Report = _no_report) -> dict
                               add_eval_arrays(by_name[model.instances[i]["name"]], preset.data),
                               ev.mc_resolution, seed=i) for i in keep]
         row["train"] = {k: _mean(rows, k) for k in ("chamfer", "iou", "motion")}
+        row["train_pieces"] = _pieces_summary(rows)
         if held:
             data = TrainData.from_instances(held)
             svec, mvec = fit_instances(model, stage, data, report=report)
             rows = [eval_instance(model, stage, svec[k], mvec[k], inst, ev.mc_resolution, k)
                     for k, inst in enumerate(held)]
             row["heldout"] = {k: _mean(rows, k) for k in ("chamfer", "iou", "motion")}
+            row["heldout_pieces"] = _pieces_summary(rows)
         res["stages"][stage] = row
     fits = []
     stage = "d" if "d" in model.stages else model.stages[-1]
@@ -118,21 +120,54 @@ def evaluate(checkpoint: Path, cache: Path, report: Report = _no_report) -> dict
                      "loss_after": fit.loss_after})
     res["shape_fits"] = fits
     res["fit_stage"] = stage
+    res["meshes"] = mesh_table(instances)
+    res["open_shell"] = preset.data.open_shell
     res["info"] = model.info
     res["layouts"] = {"shape": model.shape_layout(stage).markdown(f"shape vector, stage {stage}"),
                       "motion": model.motion_layout(stage).markdown(
                           f"motion vector (per frame), stage {stage}")}
     res["preset"] = preset.name
+    dc = preset.dictionary
+    topk = (f"top-k keeps {dc.shape_topk} / {dc.motion_topk} directions per hidden layer"
+            if dc.shape_topk and dc.motion_topk else
+            f"top-k keeps {dc.shape_keep:.0%} / {dc.motion_keep:.0%} of each hidden layer's rank")
     res["sizes"] = (f"shape MLP {preset.shape.layers} x {preset.shape.hidden} (code "
                     f"{preset.shape.code_dim}), motion MLP {preset.motion.layers} x "
-                    f"{preset.motion.hidden} (pose code {preset.motion.pose_dim}), top-k keeps "
-                    f"{preset.dictionary.shape_keep:.0%} / {preset.dictionary.motion_keep:.0%} "
-                    f"of each hidden layer's rank, residual rank {preset.dictionary.shape_residual}"
+                    f"{preset.motion.hidden} (pose code {preset.motion.pose_dim}), {topk}, "
+                    f"residual rank {preset.dictionary.shape_residual}"
                     f" / {preset.dictionary.motion_residual} per layer, "
                     f"{preset.data.sdf_points:,} SDF samples per shape, marching cubes at "
                     f"{ev.mc_resolution}^3")
     res["eval_seconds"] = round(time.monotonic() - t0, 1)
     return res
+
+
+def _pieces_summary(rows: list[dict]) -> dict:
+    """Decoded pieces over ``rows``: mean, max, and how many instances whose source is in one
+    piece decode in one piece."""
+    p = [r["pieces"] for r in rows]
+    one = [r for r in rows if r.get("source_pieces") == 1]
+    return {"mean": float(np.mean(p)) if p else float("nan"), "max": int(max(p, default=0)),
+            "one_source": len(one), "one_decoded": sum(1 for r in one if r["pieces"] == 1),
+            "count": len(rows)}
+
+
+def mesh_table(instances: list[Instance]) -> list[dict]:
+    """One row per source file (glTF) or procedural creature: is it watertight after welding,
+    its connected components, its open ones, and what the SDF sampling did about them."""
+    seen: dict[str, dict] = {}
+    for inst in instances:
+        key = Path(inst.spec.path).stem if inst.spec.path else inst.name.split("|")[0]
+        if key in seen or "components" not in inst.arrays:
+            continue
+        closed = int(inst["boundary_edges"]) == 0 and int(inst.arrays.get(
+            "nonmanifold_edges", 0)) == 0
+        opened = int(inst["open_components"])
+        seen[key] = {"mesh": key, "kind": inst.spec.kind, "split": inst.spec.split,
+                     "watertight": closed, "components": int(inst["components"]),
+                     "open_components": opened, "boundary_edges": int(inst["boundary_edges"]),
+                     "nonmanifold_edges": int(inst.arrays.get("nonmanifold_edges", 0))}
+    return list(seen.values())
 
 
 def _f(x: float, digits: int = 2) -> str:
@@ -195,15 +230,22 @@ def to_markdown(res: dict, command: str) -> str:
               "numbers are what part 2's diffusion model generates."]
     lines += ["", f"## Fitting unseen shapes (stage {res['fit_stage']}, dictionary frozen)", "",
               "| mesh | split | Chamfer before | Chamfer after | IoU before | IoU after | "
-              "SDF loss before | SDF loss after |", "|---|---|---|---|---|---|---|---|"]
+              "SDF loss before | SDF loss after | pieces: source | pieces after |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
     for f in res["shape_fits"]:
         name = f["name"].replace("|", "\\|")  # a table cell cannot hold a bare '|'
         lines.append(
             f"| {name} | {f['split']} | {_f(f['before']['chamfer'])} | "
             f"{_f(f['after']['chamfer'])} | {_f(f['before']['iou'], 3)} | "
-            f"{_f(f['after']['iou'], 3)} | {f['loss_before']:.4f} | {f['loss_after']:.4f} |")
+            f"{_f(f['after']['iou'], 3)} | {f['loss_before']:.4f} | {f['loss_after']:.4f} | "
+            f"{_f(f['after'].get('source_pieces', np.nan), 0)} | "
+            f"{_f(f['after'].get('pieces', np.nan), 0)} |")
     lines += ["", "'Before' decodes the mean training vector; Chamfer here is of the canonical "
-              "shape alone (frame 0).", ""]
+              "shape alone (frame 0). Pieces: connected components of the decoded canonical "
+              "mesh (marching cubes, no post-processing) and of the source (its mesh parts "
+              "joined where they touch, overlap or lie inside one another).", ""]
+    lines += _pieces_markdown(res)
+    lines += _meshes_markdown(res)
     t = info.get("timings_s", {})
     if t:
         lines += ["## Training time (fit-fields, as printed; prepare from an empty cache)", "",
@@ -214,6 +256,53 @@ def to_markdown(res: dict, command: str) -> str:
               res["layouts"]["motion"], "",
               f"Evaluation took {res['eval_seconds']} s.", ""]
     return "\n".join(lines)
+
+
+def _pieces_markdown(res: dict) -> list[str]:
+    rows = [(k, r) for k, r in res["stages"].items() if "train_pieces" in r]
+    if not rows:
+        return []
+    out = ["## Clean shapes: pieces of the decoded canonical meshes", "",
+           "Connected components of the marching-cubes mesh, as decoded (no fragment removal "
+           "or other post-processing).", "",
+           "| representation | train: mean pieces | train: max | train: one-piece sources "
+           "decoded in one piece | held-out clips: mean pieces | held-out: one-piece sources "
+           "in one piece |", "|---|---|---|---|---|---|"]
+    for _, r in rows:
+        tp = r["train_pieces"]
+        hp = r.get("heldout_pieces", {"mean": np.nan, "one_decoded": 0, "one_source": 0})
+        out.append(f"| {r['title']} | {_f(tp['mean'], 1)} | {tp['max']} | "
+                   f"{tp['one_decoded']} of {tp['one_source']} | {_f(hp['mean'], 1)} | "
+                   f"{hp['one_decoded']} of {hp['one_source']} |")
+    return out + [""]
+
+
+def _meshes_markdown(res: dict) -> list[str]:
+    meshes = res.get("meshes", [])
+    if not meshes:
+        return []
+    shell = res.get("open_shell", 0.0)
+    n_closed = sum(1 for m in meshes if m["watertight"])
+    out = ["## Source meshes: watertight after welding, and what the SDF did", "",
+           f"{n_closed} of {len(meshes)} sources are watertight after welding by position. The "
+           "SDF's solid is the generalised-winding-number inside region united with a shell of "
+           f"half-thickness {shell:g} around every open component (boundary or non-manifold "
+           "edges): SDF = min(winding-signed distance, distance to open parts - "
+           f"{shell:g}). A single-plane fin becomes a slab {2 * shell:g} thick instead of "
+           "vanishing; an open body (a few boundary edges) keeps its winding-number inside and "
+           f"grows by at most {shell:g} near its open edges.", "",
+           "| mesh | kind | split | watertight after weld | components | open components | "
+           "boundary edges | non-manifold edges | what was done |",
+           "|---|---|---|---|---|---|---|---|---|"]
+    for m in meshes:
+        done = ("nothing (winding-number SDF)" if m["open_components"] == 0 else
+                f"shell around {m['open_components']} open part"
+                f"{'s' if m['open_components'] > 1 else ''}")
+        out.append(f"| {m['mesh']} | {m['kind']} | {m['split']} | "
+                   f"{'yes' if m['watertight'] else 'no'} | {m['components']} | "
+                   f"{m['open_components']} | {m['boundary_edges']} | "
+                   f"{m['nonmanifold_edges']} | {done} |")
+    return out + [""]
 
 
 def evaluate_to_markdown(checkpoint: Path, cache: Path, report: Report = _no_report,
