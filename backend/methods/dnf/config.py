@@ -185,14 +185,11 @@ class DictConfig:
 
 @dataclass(frozen=True)
 class EvalConfig:
-    """Marching-cubes grid, test-time fitting iterations for held-out instances, shape fits;
-    ``fit_prior``: weight of the Gaussian prior of a fitted shape vector (see
-    :func:`~.fit_shape.with_prior`; 0 = none)."""
+    """Marching-cubes grid, test-time fitting iterations for held-out instances, shape fits."""
 
     mc_resolution: int = 64
     fit_iters: int = 200
     fit_lr: float = 1e-2
-    fit_prior: float = 0.0
     max_train_instances: int = 16
 
 

@@ -68,8 +68,13 @@ def _mean(rows: list[dict], key: str) -> float:
     return float(np.mean(vals)) if vals else float("nan")
 
 
-def evaluate(checkpoint: Path, cache: Path, report: Report = _no_report) -> dict:
-    """Every number of the results page (see module docstring) as a dict."""
+def evaluate(checkpoint: Path, cache: Path, report: Report = _no_report,
+             stages: tuple[str, ...] | None = None, shape_fits: bool = True) -> dict:
+    """Every number of the results page (see module docstring) as a dict.
+
+    ``stages`` (default: all the checkpoint holds) and ``shape_fits`` select parts; every part
+    is computed independently with fixed seeds, so parts evaluated apart (e.g. in two
+    processes) and merged with :func:`merge_results` give the page one run gives."""
     t0 = time.monotonic()
     model = load_checkpoint(checkpoint)
     preset, ev = model.preset, model.preset.eval
@@ -89,7 +94,7 @@ def evaluate(checkpoint: Path, cache: Path, report: Report = _no_report) -> dict
     frames = len(model.instances[0]["times"])
     res: dict = {"stages": {}, "train_count": len(keep), "train_total": n,
                  "heldout_count": len(held), "frames": frames}
-    for stage in model.stages:
+    for stage in [s for s in model.stages if stages is None or s in stages]:
         row: dict = {"title": STAGE_TITLES[stage],
                      "per_instance": model.per_instance_counts(stage, frames),
                      "shared": model.shared_counts(stage)}
@@ -110,7 +115,8 @@ def evaluate(checkpoint: Path, cache: Path, report: Report = _no_report) -> dict
         res["stages"][stage] = row
     fits = []
     stage = "d" if "d" in model.stages else model.stages[-1]
-    for inst in [i for i in instances if i.spec.split in ("fit", "heldout_animal")]:
+    for inst in [i for i in instances
+                 if shape_fits and i.spec.split in ("fit", "heldout_animal")]:
         init = mean_shape_vector(model, stage)
         before = eval_instance(model, stage, init, None, inst, ev.mc_resolution)
         fit = fit_shape_arrays(model, inst.arrays, stage, name=inst.name, report=report)
@@ -140,6 +146,20 @@ def evaluate(checkpoint: Path, cache: Path, report: Report = _no_report) -> dict
                     f"{ev.mc_resolution}^3")
     res["eval_seconds"] = round(time.monotonic() - t0, 1)
     return res
+
+
+def merge_results(parts: list[dict]) -> dict:
+    """One result dict from :func:`evaluate` runs over disjoint stages (shape fits from the
+    part that has them; the evaluation time is the longest part's)."""
+    out = dict(parts[0])
+    out["stages"] = {}
+    for stage in ("a", "b", "c", "d"):
+        for p in parts:
+            if stage in p["stages"]:
+                out["stages"][stage] = p["stages"][stage]
+    out["shape_fits"] = [f for p in parts for f in p["shape_fits"]]
+    out["eval_seconds"] = max(p["eval_seconds"] for p in parts)
+    return out
 
 
 def _pieces_summary(rows: list[dict]) -> dict:

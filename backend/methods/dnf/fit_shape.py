@@ -70,22 +70,6 @@ def mean_shape_vector(model, stage: str) -> torch.Tensor:
     return model.shape_vecs[stage].mean(0)
 
 
-def with_prior(loss_fn, train_vecs: torch.Tensor, weight: float):
-    """``loss_fn`` plus ``weight`` x the mean squared z-score of the vector against the training
-    vectors ``[N, D]`` (per-entry mean and standard deviation): a diagonal Gaussian prior that
-    keeps a fitted vector where the dictionary was trained, away from the empty-space blobs an
-    unconstrained vector can grow. ``weight`` 0: ``loss_fn`` itself."""
-    if weight <= 0:
-        return loss_fn
-    mean = train_vecs.mean(0)
-    std = train_vecs.std(0).clamp_min(1e-3) if train_vecs.shape[0] > 1 else torch.ones_like(mean)
-
-    def loss(rep, vec, idx, gen):
-        return loss_fn(rep, vec, idx, gen) + weight * ((vec - mean) / std).pow(2).mean()
-
-    return loss
-
-
 def fit_shape_arrays(model, arrays: dict, stage: str = "d", iters: int = 0, lr: float = 0.0,
                      name: str = "", report: Report = _no_report) -> ShapeFit:
     """Fit one shape vector to sampled ``arrays`` (from :func:`~.data.sample_instance`)."""
@@ -100,8 +84,7 @@ def fit_shape_arrays(model, arrays: dict, stage: str = "d", iters: int = 0, lr: 
     init = mean_shape_vector(model, stage)[None]
     clamp = model.preset.shape.clamp
     before = sdf_loss_full(rep, init, pts, sdf, clamp)
-    loss = with_prior(shape_loss(data, min(4 * tc.shape_points, pts.shape[1]), clamp,
-                                 tc.code_reg), model.shape_vecs[stage], ev.fit_prior)
+    loss = shape_loss(data, min(4 * tc.shape_points, pts.shape[1]), clamp, tc.code_reg)
     vec, hist = optimise(rep, init, loss, iters, 1, lr, report=report, stage="fit-shape")
     after = sdf_loss_full(rep, vec, pts, sdf, clamp)
     return ShapeFit(name, stage, vec[0], init[0], before, after, hist,
