@@ -161,8 +161,8 @@ class TrainConfig:
     motion_batch: int = 128
     motion_points: int = 64
     motion_lr: float = 1e-3
-    ft_shape_iters: int = 800
-    ft_motion_iters: int = 800
+    ft_shape_iters: int = 600
+    ft_motion_iters: int = 600
     ft_lr: float = 5e-3
     ft_residual_lr: float = 1e-3
 
