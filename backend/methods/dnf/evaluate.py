@@ -268,7 +268,7 @@ def to_markdown(res: dict, command: str) -> str:
     lines += _meshes_markdown(res)
     t = info.get("timings_s", {})
     if t:
-        lines += ["## Training time (fit-fields, as printed; prepare from an empty cache)", "",
+        lines += ["## Training time (seconds per stage, as printed by fit-fields)", "",
                   "| stage | seconds |", "|---|---|"]
         lines += [f"| {k} | {v} |" for k, v in t.items()]
         lines += [""]
