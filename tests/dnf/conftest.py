@@ -29,7 +29,8 @@ def micro_preset(**train):
     p = get_preset("tiny")
     return replace(
         p, name="micro",
-        data=DataConfig(animals_dir="/nonexistent-dnf-test-data", procedural=((3, "walk"),),
+        data=DataConfig(animals_dir="/nonexistent-dnf-test-data", creatures_dir="-",
+                        procedural=((3, "walk"),),
                         fit_seeds=(), frames=5, fps=10.0, sdf_uniform=1000, sdf_near=3000,
                         corr_points=256, iou_points=1000, eval_points=256),
         shape=ShapeNetConfig(code_dim=8, hidden=32, layers=3, skip=(1,), pe_freqs=4),

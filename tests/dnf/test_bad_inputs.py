@@ -36,8 +36,8 @@ def test_truncated_anime(tmp_path):
 
 
 def test_anime_folder_without_files_is_an_error(tmp_path):
-    cfg = DataConfig(animals_dir=str(tmp_path / "none"), anime_dirs=(str(tmp_path),),
-                     procedural=())
+    cfg = DataConfig(animals_dir=str(tmp_path / "none"), creatures_dir="-",
+                     anime_dirs=(str(tmp_path),), procedural=())
     with pytest.raises(FormatError, match="no .anime files"):
         list_sources(cfg)
 
@@ -72,7 +72,8 @@ def test_gltf_without_any_animation(tmp_path):
 
 
 def test_no_data_at_all_is_a_clear_error(tmp_path):
-    cfg = DataConfig(animals_dir=str(tmp_path / "absent"), procedural=(), fit_seeds=())
+    cfg = DataConfig(animals_dir=str(tmp_path / "absent"), creatures_dir=str(tmp_path / "absent"),
+                     procedural=(), fit_seeds=())
     with pytest.raises(FormatError, match="no DNF training data"):
         prepare(cfg, tmp_path / "cache")
 
@@ -84,7 +85,8 @@ def test_anime_folder_becomes_training_instances(tmp_path):
     folder = tmp_path / "dt4d" / "bear3EP_Walk"
     folder.mkdir(parents=True)
     write_anime(make_creature_sequence(2, "walk", 6, 30.0), folder / "bear3EP_Walk.anime")
-    cfg = DataConfig(animals_dir=str(tmp_path / "none"), anime_dirs=(str(tmp_path / "dt4d"),),
+    cfg = DataConfig(animals_dir=str(tmp_path / "none"), creatures_dir="-",
+                     anime_dirs=(str(tmp_path / "dt4d"),),
                      procedural=(), fit_seeds=(), frames=5, sdf_uniform=200, sdf_near=800,
                      corr_points=64, iou_points=200, eval_points=64)
     (inst,) = prepare(cfg, tmp_path / "cache")

@@ -115,3 +115,29 @@ def test_mesh_without_faces_cannot_be_fitted(micro_trained):
     with pytest.raises(FormatError, match=r"points\.ply: mesh has no faces"):
         fit_shape_mesh(model, np.zeros((4, 3)), np.zeros((0, 3), np.int32), "points.ply")
 
+
+
+def test_codes_stay_frozen_while_the_dictionary_is_fine_tuned(micro_trained):
+    model, _ = micro_trained
+    code = model.shape_vecs["a"]
+    pose = model.motion_vecs["a"]
+    for stage in ("b", "c", "d"):
+        assert torch.equal(model.shape_code(stage, model.shape_vecs[stage]), code), stage
+        mcode = model.motion_layout(stage).get(model.motion_vecs[stage], "code")
+        assert torch.equal(mcode, pose), stage
+    # while the singular values did move
+    init = model.shape_dicts["b"].init_vectors(code, model.shape_layout("b"))
+    assert (model.shape_vecs["b"] - init).abs().max() > 1e-3
+
+
+def test_shape_and_motion_chains_run_apart_give_the_same_model(micro_trained):
+    from backend.methods.dnf.pipeline import fit_fields, join_fields
+
+    model, instances = micro_trained
+    runs = [fit_fields(model.preset, instances, log=lambda s: None, start=model, fields=(f,))
+            for f in ("shape", "motion")]
+    joined = join_fields(*runs)
+    for stage in ("b", "c", "d"):
+        assert torch.equal(joined.shape_vecs[stage], model.shape_vecs[stage]), stage
+        assert torch.equal(joined.motion_vecs[stage], model.motion_vecs[stage]), stage
+    assert set(joined.info["final_losses"]) >= {"shape-d", "motion-d"}

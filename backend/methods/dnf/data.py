@@ -8,13 +8,20 @@ Q IoU points, E evaluation points, T frames):
 - ``verts`` ``[T, V, 3]``, ``faces`` ``[F, 3]``, ``times`` ``[T]`` (seconds from 0);
 - ``sdf_points`` ``[S, 3]`` (uniform in ``[-1, 1]^3`` + near-surface), ``sdf`` ``[S]``;
 - ``corr`` ``[T, C, 3]``: the same material points (area-weighted barycentric samples of the
-  canonical mesh) in every frame; ``corr[0]`` are canonical points;
-- ``iou_points`` ``[Q, 3]`` uniform, ``iou_inside`` ``[Q]`` (winding-number inside test);
+  canonical mesh) in every frame; ``corr[0]`` are canonical points; the first ``corr_surface``
+  lie on the surface, the rest are offset along the normal (:func:`_correspondences`);
+- ``iou_points`` ``[Q, 3]`` uniform, ``iou_inside`` ``[Q]`` (inside the solid of
+  :func:`~.sdf.solid_sdf`: winding number, plus a thin shell around open parts) and
+  ``pieces`` (mesh parts joined where they touch: what a decoded shape is compared with):
+  stored for held-out instances, computed on demand for evaluated training ones
+  (:func:`add_eval_arrays`);
+- ``components``, ``open_components``, ``boundary_edges``, ``nonmanifold_edges``;
 - ``eval_points`` ``[T, E, 3]`` for Chamfer (E = 2,048 as in the paper);
 - ``center`` ``[3]``, ``scale``: the normalisation (:class:`backend.data.NormTransform`).
 
 Each instance is cached as ``<name>-<hash>.npz``; the hash covers the source file's bytes, the
-clip and every sampling setting, so a change re-samples only what it affects.
+clip and every sampling setting, so a change re-samples only what it affects; the random seed
+comes from the hash too, so samples do not depend on which other instances are prepared.
 """
 
 from __future__ import annotations
@@ -41,18 +48,22 @@ from .config import DataConfig
 from .sdf import (
     OpenMeshWarning,
     check_mesh,
-    distance_and_winding,
+    face_components,
+    open_faces,
     points_from_bary,
     sample_surface,
+    solid_pieces,
+    solid_sdf,
 )
 
-SAMPLER_VERSION = 1
+SAMPLER_VERSION = 2
 Progress = Callable[[float, str], None]
 
 
 @dataclass(frozen=True)
 class SourceSpec:
-    """Where one instance comes from. ``kind``: animal | procedural | anime; ``split``: train |
+    """Where one instance comes from. ``kind``: animal | creature | procedural | anime (animal
+    and creature: a glTF file of ``animals/`` or ``creatures/``); ``split``: train |
     heldout_clip | heldout_animal | fit."""
 
     name: str
@@ -78,26 +89,30 @@ def _spread(items: list, count: int) -> list:
 def list_sources(cfg: DataConfig) -> list[SourceSpec]:
     """Every instance the config asks for, training and held-out, in a stable order."""
     out: list[SourceSpec] = []
-    animals = cfg.resolved_animals_dir()
     held = dict(cfg.held_out_clips)
-    if animals is not None:
+    species = set(cfg.held_out_species)
+    folders = [(cfg.resolved_animals_dir(), "animal", cfg.clips_per_animal),
+               (cfg.resolved_creatures_dir(), "creature", cfg.creature_clips)]
+    for folder, kind, per_file in folders:
+        if folder is None:
+            continue
         from backend.data.gltf_reader import list_gltf_clips
 
-        for path in sorted(animals.glob("*.glb")):
+        for path in sorted(folder.glob("*.glb")):
             animal = path.stem
             clips = [c for c, _ in list_gltf_clips(path)]
-            if animal == cfg.held_out_animal:
-                out.append(SourceSpec(f"{animal}|{clips[0]}", "animal", "heldout_animal",
+            if animal in species:
+                out.append(SourceSpec(f"{animal}|{clips[0]}", kind, "heldout_animal",
                                       str(path), clips[0]))
                 continue
             train = [c for c in clips if c != held.get(animal)]
-            for c in _spread(train, cfg.clips_per_animal):
-                out.append(SourceSpec(f"{animal}|{c}", "animal", "train", str(path), c))
+            for c in _spread(train, per_file):
+                out.append(SourceSpec(f"{animal}|{c}", kind, "train", str(path), c))
             if animal in held:
                 if held[animal] not in clips:
                     raise FormatError(f"{path}: held-out clip {held[animal]!r} not found; "
                                       f"clips: {', '.join(clips)}")
-                out.append(SourceSpec(f"{animal}|{held[animal]}", "animal", "heldout_clip",
+                out.append(SourceSpec(f"{animal}|{held[animal]}", kind, "heldout_clip",
                                       str(path), held[animal]))
     for d in cfg.anime_dirs:
         files = sorted(Path(d).rglob("*.anime"))
@@ -154,8 +169,8 @@ def source_hash(spec: SourceSpec, cfg: DataConfig) -> str:
     """Content hash of one instance's inputs and sampling settings (16 hex digits)."""
     h = hashlib.sha256()
     settings = asdict(cfg)
-    for k in ("animals_dir", "anime_dirs", "clips_per_animal", "held_out_animal",
-              "held_out_clips", "procedural", "fit_seeds"):
+    for k in ("animals_dir", "creatures_dir", "creature_clips", "anime_dirs", "clips_per_animal",
+              "held_out_species", "held_out_clips", "procedural", "fit_seeds"):
         settings.pop(k)
     h.update(json.dumps([SAMPLER_VERSION, settings, spec.kind, spec.clip, spec.seed, spec.gait],
                         sort_keys=True).encode())
@@ -165,8 +180,10 @@ def source_hash(spec: SourceSpec, cfg: DataConfig) -> str:
 
 
 def sample_instance(seq: MeshSequence, cfg: DataConfig, seed: int = 0,
-                    where: str = "") -> dict[str, np.ndarray]:
-    """Weld, normalise and sample one sequence (see module docstring for the arrays)."""
+                    where: str = "", with_eval: bool = True) -> dict[str, np.ndarray]:
+    """Weld, normalise and sample one sequence (see module docstring for the arrays);
+    ``with_eval`` False leaves out what only evaluation reads (``iou_*``, ``pieces``: see
+    :func:`add_eval_arrays`)."""
     where = where or seq.name or "mesh"
     if seq.faces.size == 0:
         check_mesh(seq.vertices[0], seq.faces, where)  # raises: no faces
@@ -182,21 +199,64 @@ def sample_instance(seq: MeshSequence, cfg: DataConfig, seed: int = 0,
         fi, bary = sample_surface(v0, faces, n, rng)
         pts.append(points_from_bary(v0, faces, fi, bary) + rng.normal(0, sigma, (n, 3)))
     sdf_points = np.concatenate(pts).astype(np.float32)
-    dist, wind = distance_and_winding(sdf_points, v0, faces)
-    sdf = np.where(np.abs(wind) > 0.5, -dist, dist).astype(np.float32)
-    iou_points = rng.uniform(-1, 1, (cfg.iou_points, 3)).astype(np.float32)
-    iou_inside = np.abs(distance_and_winding(iou_points, v0, faces)[1]) > 0.5
-    fi, bary = sample_surface(v0, faces, cfg.corr_points, rng)
-    corr = points_from_bary(seq.vertices, faces, fi, bary)
+    sdf = solid_sdf(sdf_points, v0, faces, cfg.open_shell)
+    corr = _correspondences(seq.vertices, faces, cfg, rng)
     fi, bary = sample_surface(v0, faces, cfg.eval_points, rng)
     eval_points = points_from_bary(seq.vertices, faces, fi, bary)
-    return {
+    opened = open_faces(faces)
+    out = {
         "verts": seq.vertices, "faces": faces, "times": seq.times - seq.times[0],
-        "sdf_points": sdf_points, "sdf": sdf, "corr": corr, "iou_points": iou_points,
-        "iou_inside": iou_inside, "eval_points": eval_points,
+        "sdf_points": sdf_points, "sdf": sdf, "corr": corr, "eval_points": eval_points,
+        "corr_surface": np.int64(cfg.corr_points - _offset_count(cfg)),
         "center": tf.center.astype(np.float64), "scale": np.float64(tf.scale),
         "boundary_edges": np.int64(stats["boundary_edges"]),
+        "nonmanifold_edges": np.int64(stats["nonmanifold_edges"]),
+        "components": np.int64(len(np.unique(face_components(faces)))),
+        "open_components": np.int64(len(np.unique(face_components(faces)[opened]))),
     }
+    if with_eval:
+        out.update(eval_arrays(v0, faces, cfg, seed))
+    return out
+
+
+def eval_arrays(v0: np.ndarray, faces: np.ndarray, cfg: DataConfig,
+                seed: int) -> dict[str, np.ndarray]:
+    """What only evaluation reads: ``iou_points`` ``[Q, 3]``, ``iou_inside`` ``[Q]`` and
+    ``pieces`` (of the canonical mesh ``v0`` ``[V, 3]``, ``faces`` ``[F, 3]``)."""
+    rng = np.random.default_rng([seed, 1])
+    iou_points = rng.uniform(-1, 1, (cfg.iou_points, 3)).astype(np.float32)
+    return {"iou_points": iou_points,
+            "iou_inside": solid_sdf(iou_points, v0, faces, cfg.open_shell) < 0,
+            "pieces": np.int64(solid_pieces(v0, faces, cfg.pieces_touch, seed=seed))}
+
+
+def add_eval_arrays(inst: Instance, cfg: DataConfig) -> Instance:
+    """Fill in :func:`eval_arrays` of a training instance prepared without them (in place)."""
+    if "iou_inside" not in inst.arrays:
+        seed = int(source_hash(inst.spec, cfg)[:8], 16)
+        inst.arrays.update(eval_arrays(inst["verts"][0], inst["faces"], cfg, seed))
+    return inst
+
+
+def _offset_count(cfg: DataConfig) -> int:
+    return int(round(cfg.corr_points * cfg.corr_offset_fraction)) if cfg.corr_offset_sigma else 0
+
+
+def _correspondences(verts: np.ndarray, faces: np.ndarray, cfg: DataConfig,
+                     rng: np.random.Generator) -> np.ndarray:
+    """``[T, C, 3]`` material points: the first ``C - k`` on the surface, the last ``k`` offset
+    along their triangle's normal in each frame by one fixed uniform ``+-sigma / 2`` each (as
+    the public code's flow samples), so motion is also supervised just off the surface."""
+    fi, bary = sample_surface(verts[0], faces, cfg.corr_points, rng)
+    corr = points_from_bary(verts, faces, fi, bary)
+    k = _offset_count(cfg)
+    if k:
+        tri = np.asarray(verts, dtype=np.float64)[:, faces[fi[-k:]]]  # [T, k, 3, 3]
+        n = np.cross(tri[:, :, 1] - tri[:, :, 0], tri[:, :, 2] - tri[:, :, 0])
+        n /= np.maximum(np.linalg.norm(n, axis=-1, keepdims=True), 1e-12)
+        off = (rng.random(k) - 0.5) * cfg.corr_offset_sigma
+        corr[:, -k:] += (n * off[None, :, None]).astype(np.float32)
+    return corr
 
 
 @dataclass
@@ -233,7 +293,8 @@ def prepare(cfg: DataConfig, cache_dir: str | Path, progress: Progress | None = 
     out: list[Instance] = []
     warned: set[str] = set()
     for i, spec in enumerate(specs):
-        path = cache / f"{_safe(spec.name)}-{source_hash(spec, cfg)}.npz"
+        digest = source_hash(spec, cfg)
+        path = cache / f"{_safe(spec.name)}-{digest}.npz"
         if progress is not None:
             progress(i / len(specs), f"{spec.name} ({'cached' if path.exists() else 'sampling'})")
         arrays = _load_cached(path)
@@ -241,7 +302,9 @@ def prepare(cfg: DataConfig, cache_dir: str | Path, progress: Progress | None = 
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", OpenMeshWarning)
                 seq = loader.read(spec)
-                arrays = sample_instance(seq, cfg, seed=i, where=spec.path or spec.name)
+                arrays = sample_instance(seq, cfg, seed=int(digest[:8], 16),
+                                         where=spec.path or spec.name,
+                                         with_eval=spec.split != "train")
             for w in caught:
                 key = spec.path or spec.name
                 if issubclass(w.category, OpenMeshWarning) and key not in warned:

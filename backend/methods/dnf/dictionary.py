@@ -136,14 +136,16 @@ def _orthonormal(rows: int, cols: int, gen: torch.Generator) -> torch.Tensor:
     return g / math.sqrt(rows)
 
 
-def keep_counts(mlp: FieldMLP, fraction: float, full_below: int = 8) -> list[int]:
-    """Top-k per layer: ``ceil(fraction * rank)``; layers of rank ``<= full_below`` (the output
-    layers: 1 for the SDF, 3 for displacements) keep every direction, since dropping one there
-    removes a whole output dimension."""
+def keep_counts(mlp: FieldMLP, fraction: float, full_below: int = 8, topk: int = 0) -> list[int]:
+    """Top-k per layer: ``min(topk, rank)`` when ``topk`` > 0 (absolute, as the public code),
+    else ``ceil(fraction * rank)``; layers of rank ``<= full_below`` (the output layers: 1 for
+    the SDF, 3 for displacements) keep every direction, since dropping one there removes a whole
+    output dimension."""
     out = []
     for lin in mlp.linears:
         r = min(lin.in_features, lin.out_features)
-        out.append(r if r <= full_below else max(1, min(r, math.ceil(fraction * r))))
+        k = min(r, topk) if topk > 0 else max(1, min(r, math.ceil(fraction * r)))
+        out.append(r if r <= full_below else k)
     return out
 
 

@@ -22,10 +22,10 @@ import numpy as np
 import torch
 
 from .checkpoint import load_checkpoint
-from .data import Instance
+from .data import Instance, add_eval_arrays
 from .decode import displace, marching_cubes, query_sdf, sdf_grid
 from .fit_shape import fit_instances, fit_shape_arrays, mean_shape_vector
-from .metrics import chamfer, iou, sequence_chamfer, surface_points
+from .metrics import chamfer, iou, mesh_pieces, sequence_chamfer, surface_points
 from .model import STAGE_TITLES
 from .pipeline import run_prepare
 from .sdf import OpenMeshWarning
@@ -38,7 +38,8 @@ def eval_instance(model, stage: str, svec: torch.Tensor, mvec: torch.Tensor | No
     rep = model.shape_rep(stage)
     verts, faces = marching_cubes(sdf_grid(rep, svec, resolution))
     occ = query_sdf(rep, svec, inst["iou_points"]) < 0
-    out = {"iou": iou(occ, inst["iou_inside"])}
+    out = {"iou": iou(occ, inst["iou_inside"]), "pieces": float(mesh_pieces(faces)),
+           "source_pieces": float(inst["pieces"]) if "pieces" in inst.arrays else np.nan}
     if faces.shape[0] == 0:
         out.update(chamfer=float("nan"), motion=float("nan"))
         return out
@@ -52,6 +53,8 @@ def eval_instance(model, stage: str, svec: torch.Tensor, mvec: torch.Tensor | No
     pred = surface_points(moved, faces, inst["eval_points"].shape[1], seed)
     out["chamfer"] = 1e3 * sequence_chamfer(pred, inst["eval_points"])
     corr = inst["corr"]
+    if "corr_surface" in inst.arrays:  # surface points only (the rest are offset off it)
+        corr = corr[:, :int(inst["corr_surface"])]
     with torch.no_grad():
         x0 = torch.as_tensor(corr[0])[None].expand(mvec.shape[0], -1, -1)
         d = mrep(x0, mvec.float(), code.reshape(1, -1).expand(mvec.shape[0], -1))
@@ -65,8 +68,13 @@ def _mean(rows: list[dict], key: str) -> float:
     return float(np.mean(vals)) if vals else float("nan")
 
 
-def evaluate(checkpoint: Path, cache: Path, report: Report = _no_report) -> dict:
-    """Every number of the results page (see module docstring) as a dict."""
+def evaluate(checkpoint: Path, cache: Path, report: Report = _no_report,
+             stages: tuple[str, ...] | None = None, shape_fits: bool = True) -> dict:
+    """Every number of the results page (see module docstring) as a dict.
+
+    ``stages`` (default: all the checkpoint holds) and ``shape_fits`` select parts; every part
+    is computed independently with fixed seeds, so parts evaluated apart (e.g. in two
+    processes) and merged with :func:`merge_results` give the page one run gives."""
     t0 = time.monotonic()
     model = load_checkpoint(checkpoint)
     preset, ev = model.preset, model.preset.eval
@@ -86,25 +94,29 @@ def evaluate(checkpoint: Path, cache: Path, report: Report = _no_report) -> dict
     frames = len(model.instances[0]["times"])
     res: dict = {"stages": {}, "train_count": len(keep), "train_total": n,
                  "heldout_count": len(held), "frames": frames}
-    for stage in model.stages:
+    for stage in [s for s in model.stages if stages is None or s in stages]:
         row: dict = {"title": STAGE_TITLES[stage],
                      "per_instance": model.per_instance_counts(stage, frames),
                      "shared": model.shared_counts(stage)}
         report(f"eval-{stage}", 0.0, "training instances")
         rows = [eval_instance(model, stage, model.shape_vecs[stage][i],
-                              model.motion_vecs[stage][i], by_name[model.instances[i]["name"]],
+                              model.motion_vecs[stage][i],
+                              add_eval_arrays(by_name[model.instances[i]["name"]], preset.data),
                               ev.mc_resolution, seed=i) for i in keep]
         row["train"] = {k: _mean(rows, k) for k in ("chamfer", "iou", "motion")}
+        row["train_pieces"] = _pieces_summary(rows)
         if held:
             data = TrainData.from_instances(held)
             svec, mvec = fit_instances(model, stage, data, report=report)
             rows = [eval_instance(model, stage, svec[k], mvec[k], inst, ev.mc_resolution, k)
                     for k, inst in enumerate(held)]
             row["heldout"] = {k: _mean(rows, k) for k in ("chamfer", "iou", "motion")}
+            row["heldout_pieces"] = _pieces_summary(rows)
         res["stages"][stage] = row
     fits = []
     stage = "d" if "d" in model.stages else model.stages[-1]
-    for inst in [i for i in instances if i.spec.split in ("fit", "heldout_animal")]:
+    for inst in [i for i in instances
+                 if shape_fits and i.spec.split in ("fit", "heldout_animal")]:
         init = mean_shape_vector(model, stage)
         before = eval_instance(model, stage, init, None, inst, ev.mc_resolution)
         fit = fit_shape_arrays(model, inst.arrays, stage, name=inst.name, report=report)
@@ -114,21 +126,68 @@ def evaluate(checkpoint: Path, cache: Path, report: Report = _no_report) -> dict
                      "loss_after": fit.loss_after})
     res["shape_fits"] = fits
     res["fit_stage"] = stage
+    res["meshes"] = mesh_table(instances)
+    res["open_shell"] = preset.data.open_shell
     res["info"] = model.info
     res["layouts"] = {"shape": model.shape_layout(stage).markdown(f"shape vector, stage {stage}"),
                       "motion": model.motion_layout(stage).markdown(
                           f"motion vector (per frame), stage {stage}")}
     res["preset"] = preset.name
+    dc = preset.dictionary
+    topk = (f"top-k keeps {dc.shape_topk} / {dc.motion_topk} directions per hidden layer"
+            if dc.shape_topk and dc.motion_topk else
+            f"top-k keeps {dc.shape_keep:.0%} / {dc.motion_keep:.0%} of each hidden layer's rank")
     res["sizes"] = (f"shape MLP {preset.shape.layers} x {preset.shape.hidden} (code "
                     f"{preset.shape.code_dim}), motion MLP {preset.motion.layers} x "
-                    f"{preset.motion.hidden} (pose code {preset.motion.pose_dim}), top-k keeps "
-                    f"{preset.dictionary.shape_keep:.0%} / {preset.dictionary.motion_keep:.0%} "
-                    f"of each hidden layer's rank, residual rank {preset.dictionary.shape_residual}"
+                    f"{preset.motion.hidden} (pose code {preset.motion.pose_dim}), {topk}, "
+                    f"residual rank {preset.dictionary.shape_residual}"
                     f" / {preset.dictionary.motion_residual} per layer, "
                     f"{preset.data.sdf_points:,} SDF samples per shape, marching cubes at "
                     f"{ev.mc_resolution}^3")
     res["eval_seconds"] = round(time.monotonic() - t0, 1)
     return res
+
+
+def merge_results(parts: list[dict]) -> dict:
+    """One result dict from :func:`evaluate` runs over disjoint stages (shape fits from the
+    part that has them; the evaluation time is the longest part's)."""
+    out = dict(parts[0])
+    out["stages"] = {}
+    for stage in ("a", "b", "c", "d"):
+        for p in parts:
+            if stage in p["stages"]:
+                out["stages"][stage] = p["stages"][stage]
+    out["shape_fits"] = [f for p in parts for f in p["shape_fits"]]
+    out["eval_seconds"] = max(p["eval_seconds"] for p in parts)
+    return out
+
+
+def _pieces_summary(rows: list[dict]) -> dict:
+    """Decoded pieces over ``rows``: mean, max, and how many instances whose source is in one
+    piece decode in one piece."""
+    p = [r["pieces"] for r in rows]
+    one = [r for r in rows if r.get("source_pieces") == 1]
+    return {"mean": float(np.mean(p)) if p else float("nan"), "max": int(max(p, default=0)),
+            "one_source": len(one), "one_decoded": sum(1 for r in one if r["pieces"] == 1),
+            "count": len(rows)}
+
+
+def mesh_table(instances: list[Instance]) -> list[dict]:
+    """One row per source file (glTF) or procedural creature: is it watertight after welding,
+    its connected components, its open ones, and what the SDF sampling did about them."""
+    seen: dict[str, dict] = {}
+    for inst in instances:
+        key = Path(inst.spec.path).stem if inst.spec.path else inst.name.split("|")[0]
+        if key in seen or "components" not in inst.arrays:
+            continue
+        closed = int(inst["boundary_edges"]) == 0 and int(inst.arrays.get(
+            "nonmanifold_edges", 0)) == 0
+        opened = int(inst["open_components"])
+        seen[key] = {"mesh": key, "kind": inst.spec.kind, "split": inst.spec.split,
+                     "watertight": closed, "components": int(inst["components"]),
+                     "open_components": opened, "boundary_edges": int(inst["boundary_edges"]),
+                     "nonmanifold_edges": int(inst.arrays.get("nonmanifold_edges", 0))}
+    return list(seen.values())
 
 
 def _f(x: float, digits: int = 2) -> str:
@@ -191,18 +250,25 @@ def to_markdown(res: dict, command: str) -> str:
               "numbers are what part 2's diffusion model generates."]
     lines += ["", f"## Fitting unseen shapes (stage {res['fit_stage']}, dictionary frozen)", "",
               "| mesh | split | Chamfer before | Chamfer after | IoU before | IoU after | "
-              "SDF loss before | SDF loss after |", "|---|---|---|---|---|---|---|---|"]
+              "SDF loss before | SDF loss after | pieces: source | pieces after |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
     for f in res["shape_fits"]:
         name = f["name"].replace("|", "\\|")  # a table cell cannot hold a bare '|'
         lines.append(
             f"| {name} | {f['split']} | {_f(f['before']['chamfer'])} | "
             f"{_f(f['after']['chamfer'])} | {_f(f['before']['iou'], 3)} | "
-            f"{_f(f['after']['iou'], 3)} | {f['loss_before']:.4f} | {f['loss_after']:.4f} |")
+            f"{_f(f['after']['iou'], 3)} | {f['loss_before']:.4f} | {f['loss_after']:.4f} | "
+            f"{_f(f['after'].get('source_pieces', np.nan), 0)} | "
+            f"{_f(f['after'].get('pieces', np.nan), 0)} |")
     lines += ["", "'Before' decodes the mean training vector; Chamfer here is of the canonical "
-              "shape alone (frame 0).", ""]
+              "shape alone (frame 0). Pieces: connected components of the decoded canonical "
+              "mesh (marching cubes, no post-processing) and of the source (its mesh parts "
+              "joined where they touch, overlap or lie inside one another).", ""]
+    lines += _pieces_markdown(res)
+    lines += _meshes_markdown(res)
     t = info.get("timings_s", {})
     if t:
-        lines += ["## Training time (fit-fields, as printed; prepare from an empty cache)", "",
+        lines += ["## Training time (seconds per stage, as printed by fit-fields)", "",
                   "| stage | seconds |", "|---|---|"]
         lines += [f"| {k} | {v} |" for k, v in t.items()]
         lines += [""]
@@ -210,6 +276,53 @@ def to_markdown(res: dict, command: str) -> str:
               res["layouts"]["motion"], "",
               f"Evaluation took {res['eval_seconds']} s.", ""]
     return "\n".join(lines)
+
+
+def _pieces_markdown(res: dict) -> list[str]:
+    rows = [(k, r) for k, r in res["stages"].items() if "train_pieces" in r]
+    if not rows:
+        return []
+    out = ["## Clean shapes: pieces of the decoded canonical meshes", "",
+           "Connected components of the marching-cubes mesh, as decoded (no fragment removal "
+           "or other post-processing).", "",
+           "| representation | train: mean pieces | train: max | train: one-piece sources "
+           "decoded in one piece | held-out clips: mean pieces | held-out: one-piece sources "
+           "in one piece |", "|---|---|---|---|---|---|"]
+    for _, r in rows:
+        tp = r["train_pieces"]
+        hp = r.get("heldout_pieces", {"mean": np.nan, "one_decoded": 0, "one_source": 0})
+        out.append(f"| {r['title']} | {_f(tp['mean'], 1)} | {tp['max']} | "
+                   f"{tp['one_decoded']} of {tp['one_source']} | {_f(hp['mean'], 1)} | "
+                   f"{hp['one_decoded']} of {hp['one_source']} |")
+    return out + [""]
+
+
+def _meshes_markdown(res: dict) -> list[str]:
+    meshes = res.get("meshes", [])
+    if not meshes:
+        return []
+    shell = res.get("open_shell", 0.0)
+    n_closed = sum(1 for m in meshes if m["watertight"])
+    out = ["## Source meshes: watertight after welding, and what the SDF did", "",
+           f"{n_closed} of {len(meshes)} sources are watertight after welding by position. The "
+           "SDF's solid is the generalised-winding-number inside region united with a shell of "
+           f"half-thickness {shell:g} around every open component (boundary or non-manifold "
+           "edges): SDF = min(winding-signed distance, distance to open parts - "
+           f"{shell:g}). A single-plane fin becomes a slab {2 * shell:g} thick instead of "
+           "vanishing; an open body (a few boundary edges) keeps its winding-number inside and "
+           f"grows by at most {shell:g} near its open edges.", "",
+           "| mesh | kind | split | watertight after weld | components | open components | "
+           "boundary edges | non-manifold edges | what was done |",
+           "|---|---|---|---|---|---|---|---|---|"]
+    for m in meshes:
+        done = ("nothing (winding-number SDF)" if m["open_components"] == 0 else
+                f"shell around {m['open_components']} open part"
+                f"{'s' if m['open_components'] > 1 else ''}")
+        out.append(f"| {m['mesh']} | {m['kind']} | {m['split']} | "
+                   f"{'yes' if m['watertight'] else 'no'} | {m['components']} | "
+                   f"{m['open_components']} | {m['boundary_edges']} | "
+                   f"{m['nonmanifold_edges']} | {done} |")
+    return out + [""]
 
 
 def evaluate_to_markdown(checkpoint: Path, cache: Path, report: Report = _no_report,

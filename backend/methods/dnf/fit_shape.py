@@ -101,7 +101,7 @@ def fit_shape_mesh(model, verts: np.ndarray, faces: np.ndarray, name: str = "mes
     :class:`~.sdf.OpenMeshWarning` for an open one.
     """
     seq = MeshSequence(np.asarray(verts, dtype=np.float32)[None], faces, np.zeros(1), name=name)
-    arrays = sample_instance(seq, model.preset.data, where=name)
+    arrays = sample_instance(seq, model.preset.data, where=name, with_eval=False)
     return fit_shape_arrays(model, arrays, stage, iters, lr, name, report)
 
 

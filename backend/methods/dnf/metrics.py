@@ -45,3 +45,13 @@ def iou(pred_inside: np.ndarray, gt_inside: np.ndarray) -> float:
     p, g = np.asarray(pred_inside, bool), np.asarray(gt_inside, bool)
     union = np.sum(p | g)
     return float(np.sum(p & g) / union) if union else 1.0
+
+
+def mesh_pieces(faces: np.ndarray) -> int:
+    """Connected components of a triangle mesh (faces sharing a vertex connect); 0 if empty."""
+    faces = np.asarray(faces)
+    if faces.size == 0:
+        return 0
+    from .sdf import face_components
+
+    return int(len(np.unique(face_components(faces))))

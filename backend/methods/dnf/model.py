@@ -34,15 +34,16 @@ STAGE_TITLES = {
 
 
 def stage_dictionary(mlp: FieldMLP, stage: str, keep: float, residual: int,
-                     seed: int = 0, layout: dict | None = None) -> Dictionary | None:
+                     seed: int = 0, layout: dict | None = None,
+                     topk: int = 0) -> Dictionary | None:
     """The dictionary of ``stage`` built from ``mlp`` (None for stage a); a stored ``layout``
-    (JSON) fixes the ranks and residual sizes instead of the preset's fractions."""
+    (JSON) fixes the ranks and residual sizes instead of the preset's ``topk`` / fractions."""
     if stage == "a":
         return None
     if layout is not None:
         return Dictionary(mlp, layout["ranks"], layout["residual"], seed=seed)
     n = len(mlp.linears)
-    k = keep_counts(mlp, keep) if stage in ("c", "d") else None
+    k = keep_counts(mlp, keep, topk=topk) if stage in ("c", "d") else None
     m = [residual] * n if stage == "d" else None
     return Dictionary(mlp, k, m, seed=seed)
 
@@ -80,10 +81,11 @@ class DNFModel:
         seed = self.preset.train.seed
         lay = layouts or {}
         self.shape_dicts[stage] = stage_dictionary(self.shape_mlp, stage, d.shape_keep,
-                                                   d.shape_residual, seed, lay.get("shape"))
+                                                   d.shape_residual, seed, lay.get("shape"),
+                                                   d.shape_topk)
         self.motion_dicts[stage] = stage_dictionary(self.motion_mlp, stage, d.motion_keep,
                                                     d.motion_residual, seed + 1,
-                                                    lay.get("motion"))
+                                                    lay.get("motion"), d.motion_topk)
 
     def shape_layout(self, stage: str) -> FlatLayout:
         dic = self.shape_dicts.get(stage)

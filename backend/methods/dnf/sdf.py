@@ -126,7 +126,7 @@ class TriangleClusters:
     """
 
     def __init__(self, verts: np.ndarray, faces: np.ndarray, leaf: int = 8,
-                 device: str = "cpu"):
+                 device: str = "cpu", flags: np.ndarray | None = None):
         tri = np.asarray(verts, dtype=np.float64)[np.asarray(faces)]  # [F, 3, 3]
         cen = tri.mean(axis=1)
         groups: list[np.ndarray] = []
@@ -144,6 +144,7 @@ class TriangleClusters:
         m = max(g.shape[0] for g in groups)
         tris = np.zeros((k, m, 3, 3))
         valid = np.zeros((k, m), dtype=bool)
+        flag = np.zeros((k, m), dtype=bool)
         area_vec = 0.5 * np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
         area = np.linalg.norm(area_vec, axis=1)
         centre = np.zeros((k, 3))
@@ -152,6 +153,8 @@ class TriangleClusters:
         for i, g in enumerate(groups):
             tris[i, :g.shape[0]] = tri[g]
             valid[i, :g.shape[0]] = True
+            if flags is not None:
+                flag[i, :g.shape[0]] = flags[g]
             w = area[g]
             centre[i] = (cen[g] * w[:, None]).sum(0) / w.sum() if w.sum() > 0 else cen[g].mean(0)
             radius[i] = np.linalg.norm(tri[g].reshape(-1, 3) - centre[i], axis=1).max()
@@ -159,6 +162,7 @@ class TriangleClusters:
         f32 = dict(dtype=torch.float32, device=device)
         self.tris = torch.as_tensor(tris, **f32)
         self.valid = torch.as_tensor(valid, device=device)
+        self.flags = torch.as_tensor(flag, device=device)  # per-triangle mark (optional)
         self.centre = torch.as_tensor(centre, **f32)
         self.radius = torch.as_tensor(radius, **f32)
         self.area_vec = torch.as_tensor(dip, **f32)
@@ -175,18 +179,33 @@ def distance_and_winding(
     winding numbers) beyond; clusters that could hold the nearest triangle (lower bound below an
     upper bound from surface samples) are evaluated exactly too.
     """
+    d, w, _ = _distance_winding(points, verts, faces, None, 0.0, device, beta, chunk)
+    return d, w
+
+
+def _distance_winding(
+    points: np.ndarray, verts: np.ndarray, faces: np.ndarray, subset: np.ndarray | None,
+    margin: float, device: str = "cpu", beta: float = 2.5, chunk: int = 1024,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """:func:`distance_and_winding` plus, for a face mask ``subset`` ``[F]``, the distance to
+    those faces, exact wherever it is below the distance to all faces plus ``margin`` (larger
+    or inf elsewhere)."""
     from scipy.spatial import cKDTree
 
     verts = np.asarray(verts, dtype=np.float64)
     faces = np.asarray(faces, dtype=np.int64)
-    cl = TriangleClusters(verts, faces, device=device)
+    order = None
+    if subset is not None:
+        order = np.asarray(subset, dtype=bool)
+    cl = TriangleClusters(verts, faces, device=device, flags=order)
     rng = np.random.default_rng(0)
     fi, bary = sample_surface(verts, faces, max(4096, 4 * faces.shape[0]), rng)
     probe = np.concatenate([verts, points_from_bary(verts, faces, fi, bary)])
     upper, _ = cKDTree(probe).query(np.asarray(points, dtype=np.float64))
     pts = torch.as_tensor(np.asarray(points, dtype=np.float32), device=device)
-    up = torch.as_tensor(upper, dtype=torch.float32, device=device) + 1e-6
+    up = torch.as_tensor(upper, dtype=torch.float32, device=device) + 1e-6 + margin
     dist = torch.empty(pts.shape[0], device=device)
+    dsub = torch.empty(pts.shape[0], device=device) if order is not None else None
     wind = torch.empty(pts.shape[0], device=device)
     valid = cl.valid
     with torch.no_grad():
@@ -198,6 +217,7 @@ def distance_and_winding(
             far = (cl.area_vec[None] * rel).sum(-1) / d.clamp_min(1e-12) ** 3 / (4 * math.pi)
             w = torch.where(exact, torch.zeros_like(far), far).sum(-1)
             d2 = torch.full((p.shape[0],), float("inf"), device=device)
+            d2s = torch.full((p.shape[0],), float("inf"), device=device)
             pi, ki = exact.nonzero(as_tuple=True)
             step = max(1, 60_000 // cl.tris.shape[1])
             for e in range(0, pi.shape[0], step):
@@ -205,12 +225,19 @@ def distance_and_winding(
                 dd, ww = _exact(p[pe, None, :], cl.tris[ke])
                 ok = valid[ke]
                 ww = torch.where(ok, ww, torch.zeros_like(ww)).sum(-1)
-                dd = torch.where(ok, dd, torch.full_like(dd, float("inf"))).amin(-1)
+                inf = torch.full_like(dd, float("inf"))
+                if dsub is not None:
+                    sub = torch.where(ok & cl.flags[ke], dd, inf).amin(-1)
+                    d2s = d2s.scatter_reduce(0, pe, sub, reduce="amin")
+                dd = torch.where(ok, dd, inf).amin(-1)
                 w = w.index_add(0, pe, ww)
                 d2 = d2.scatter_reduce(0, pe, dd, reduce="amin")
             dist[s:s + chunk] = d2.clamp_min(0).sqrt()
             wind[s:s + chunk] = w
-    return dist.cpu().numpy(), wind.cpu().numpy()
+            if dsub is not None:
+                dsub[s:s + chunk] = d2s.clamp_min(0).sqrt()
+    return (dist.cpu().numpy(), wind.cpu().numpy(),
+            None if dsub is None else dsub.cpu().numpy())
 
 
 def signed_distance(
@@ -225,3 +252,87 @@ def inside(points: np.ndarray, verts: np.ndarray, faces: np.ndarray,
            device: str = "cpu") -> np.ndarray:
     """Boolean ``[P]``: generalised winding number test."""
     return np.abs(distance_and_winding(points, verts, faces, device)[1]) > 0.5
+
+
+def face_components(faces: np.ndarray, vertex_count: int | None = None) -> np.ndarray:
+    """Connected-component label ``[F]`` of every face (faces sharing a vertex connect)."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    faces = np.asarray(faces, dtype=np.int64)
+    n = int(vertex_count if vertex_count is not None else faces.max() + 1)
+    e = faces[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2)
+    graph = coo_matrix((np.ones(e.shape[0]), (e[:, 0], e[:, 1])), shape=(n, n))
+    _, labels = connected_components(graph, directed=False)
+    return labels[faces[:, 0]]
+
+
+def open_faces(faces: np.ndarray) -> np.ndarray:
+    """Boolean ``[F]``: faces of connected components that are not closed 2-manifolds (some
+    edge with one face, or with more than two)."""
+    faces = np.asarray(faces, dtype=np.int64)
+    comp = face_components(faces)
+    edges = np.sort(faces[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2), axis=1)
+    _, inv, counts = np.unique(edges, axis=0, return_inverse=True, return_counts=True)
+    bad_edge = (counts[inv.reshape(-1)] != 2).reshape(-1, 3).any(axis=1)  # per face
+    bad_comp = np.unique(comp[bad_edge])
+    return np.isin(comp, bad_comp)
+
+
+def solid_sdf(points: np.ndarray, verts: np.ndarray, faces: np.ndarray, shell: float,
+              device: str = "cpu") -> np.ndarray:
+    """SDF ``[P]`` of the solid that a possibly open, multi-part surface stands for.
+
+    The solid is the union of (1) the generalised-winding-number inside region of all faces and
+    (2) a shell of half-thickness ``shell`` around the faces of open components (see
+    :func:`open_faces`: single-plane fins, open-bottomed horns). As a union of solids, its SDF is
+    the minimum of ``+-d_all`` (``d_all``: unsigned distance to every face, negative where
+    ``|w| > 0.5``) and ``d_open - shell``. A closed mesh (no open component) or ``shell <= 0``
+    gives the plain winding-number SDF. Without (2) a fin that is one plane is 'outside' on both
+    sides and vanishes from the SDF.
+    """
+    mask = open_faces(faces) if shell > 0 else np.zeros(len(faces), bool)
+    d, w, d_open = _distance_winding(points, verts, faces, mask if mask.any() else None,
+                                     shell, device)
+    sdf = np.where(np.abs(w) > 0.5, -d, d).astype(np.float32)
+    if d_open is not None:  # exact wherever d_open - shell < d, which is all the min needs
+        sdf = np.minimum(sdf, (d_open - shell).astype(np.float32))
+    return sdf
+
+
+def solid_pieces(verts: np.ndarray, faces: np.ndarray, touch: float, samples: int = 20_000,
+                 seed: int = 0) -> int:
+    """Pieces of the source solid: the mesh's connected components, joined where they come
+    within ``touch`` of each other (dense surface samples) or lie inside another part
+    (winding number of the other parts > 0.5 at most of their samples)."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+    from scipy.spatial import cKDTree
+
+    faces = np.asarray(faces, dtype=np.int64)
+    comp = face_components(faces)
+    _, comp = np.unique(comp, return_inverse=True)
+    k = int(comp.max()) + 1
+    if k == 1:
+        return 1
+    rng = np.random.default_rng(seed)
+    fi, bary = sample_surface(verts, faces, samples, rng)
+    pts = points_from_bary(verts, faces, fi, bary)
+    lab = comp[fi]
+    pairs = cKDTree(pts).query_pairs(touch, output_type="ndarray")
+    pairs = pairs[lab[pairs[:, 0]] != lab[pairs[:, 1]]]
+    edges = [lab[pairs]] if pairs.size else []
+    inside_of = []
+    for c in range(k):
+        sel = lab == c
+        if not sel.any():
+            continue
+        rest = faces[comp != c]
+        _, w = distance_and_winding(pts[sel][:256], verts, rest)
+        if np.mean(np.abs(w) > 0.5) > 0.5:
+            inside_of.append(c)
+    graph_e = np.concatenate(edges) if edges else np.zeros((0, 2), np.int64)
+    g = coo_matrix((np.ones(graph_e.shape[0]), (graph_e[:, 0], graph_e[:, 1])), shape=(k, k))
+    _, labels = connected_components(g, directed=False)
+    roots = {int(labels[c]) for c in range(k) if c not in inside_of}
+    return max(1, len(roots))
