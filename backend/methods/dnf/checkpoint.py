@@ -20,7 +20,6 @@ deterministic up to paired signs, which the per-instance singular values do not 
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -31,6 +30,7 @@ from shared.errors import FormatError
 
 from .config import Preset
 from .model import STAGES, DNFModel
+from .model_files import file_sha256
 
 FORMAT = "anim4d-dnf"
 VERSION = 1
@@ -68,22 +68,14 @@ def save_checkpoint(model: DNFModel, folder: str | Path, with_stages: bool = Tru
         "layouts": {s: {"shape": model.shape_layout(s).to_json(),
                         "motion": model.motion_layout(s).to_json()} for s in model.stages},
         "info": model.info,
-        "model_sha256": _sha256(folder / "model.safetensors"),
+        "model_sha256": file_sha256(folder / "model.safetensors"),
     }
     if stages_file.is_file():
-        config["stages_sha256"] = _sha256(stages_file)
+        config["stages_sha256"] = file_sha256(stages_file)
     tmp = folder / "config.json.tmp"
     tmp.write_text(json.dumps(config, indent=1))
     tmp.replace(folder / "config.json")
     return folder
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 class _Where:
@@ -116,7 +108,7 @@ def verify_hashes(folder: Path, config: dict, label: str | None = None) -> str:
                 raise FormatError(f"{where(path.with_name('config.json'))}: no {key} recorded; "
                                   "the weights cannot be verified", "bad_checkpoint")
             continue
-        got = _sha256(path)
+        got = file_sha256(path)
         if got != want:
             raise FormatError(
                 f"{where(path)}: SHA-256 {got[:12]}... does not match the {want[:12]}... "

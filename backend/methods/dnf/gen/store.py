@@ -16,13 +16,14 @@ creature (shape + 32 frames) in well under a second of diffusion.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from shared.errors import FormatError
+
+from ..model_files import file_sha256
 
 GENERATOR_DIR = "generator"
 SET_FORMAT = "anim4d-dnf-generator-set"
@@ -68,14 +69,6 @@ def generator_preset(name: str, frames: int) -> GeneratorPreset:
     raise FormatError(f"unknown generator preset {name!r}; accepted: tiny, default")
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def generator_info(model_folder: Path) -> dict | None:
     """``generator.json`` of a model folder (no torch), or None when it has no generator.
     Raises :class:`FormatError` for a damaged one."""
@@ -104,7 +97,7 @@ def save_model_generator(model_folder: Path, shape_gen, motion_gen, dictionary_s
     save_generator(motion_gen, folder, "motion")
     info = {"format": SET_FORMAT, "version": SET_VERSION, "dictionary_sha256": dictionary_sha256,
             "stage": stage, "preset": preset,
-            "weights_sha256": {n: _sha256(folder / n) for n in WEIGHTS},
+            "weights_sha256": {n: file_sha256(folder / n) for n in WEIGHTS},
             "command": FIT_COMMAND.format(folder=model_folder) + f" --preset {preset}"}
     tmp = folder / "generator.json.tmp"
     tmp.write_text(json.dumps(info, indent=1))
@@ -133,7 +126,7 @@ def load_model_generator(model_folder: Path, model_sha256: str, label: str | Non
             "bad_checkpoint")
     gdir = folder / GENERATOR_DIR
     for name, want in (info.get("weights_sha256") or {}).items():
-        if _sha256(gdir / name) != want:
+        if file_sha256(gdir / name) != want:
             raise FormatError(f"{who}: {GENERATOR_DIR}/{name} does not match the SHA-256 in "
                               f"generator.json (damaged or replaced); retrain it with "
                               f"`{remake}`", "bad_checkpoint")
