@@ -265,9 +265,12 @@ class JobEngine:
                             self.cancel_grace_s)
                 run.process.kill()
                 run.final = ("cancelled",)
-            if run.final is None and not run.process.is_alive():
+            # one reading of is_alive: a worker that sends its final message and exits between
+            # two readings would otherwise be completed without its message being drained
+            alive = run.process.is_alive()
+            if run.final is None and not alive:
                 self._drain(run)  # a final message may still sit in the pipe
-            if run.final is not None or not run.process.is_alive():
+            if run.final is not None or not alive:
                 self._complete(job_id, run)
         self._reap_exiting(now)
         self._start_ready()

@@ -58,7 +58,10 @@ def test_sample_returns_n_creatures_with_coefficients(sampled):
     assert a.frame_count == 6 and np.isfinite(a.vertices).all()
     assert not np.array_equal(a.vertices[-1], b.vertices[-1])
     steps = [e.message for e in events if "diffusion step" in e.message]
-    assert len(steps) >= 4  # progress per diffusion step reached the client
+    # Diffusion-step progress reaches the client. Not one message per step: JobContext
+    # rate-limits progress (min_interval), so fast steps coalesce and how many arrive depends on
+    # the machine. One report per step is tested where it is made (test_gen_shape_diffusion).
+    assert steps and steps[-1].startswith("diffusion step")
 
 
 def test_resample_at_4x_keeps_the_original_frames(server, sampled, tmp_path):

@@ -102,7 +102,11 @@ def test_time_budget_stops_cleanly(monkeypatch):
             self.t += 0.1
             return self.t
 
-    monkeypatch.setattr(fit_mod, "time", FakeClock())
+    import backend.render.trainer as trainer_mod
+
+    clock = FakeClock()
+    monkeypatch.setattr(fit_mod, "time", clock)
+    monkeypatch.setattr(trainer_mod, "time", clock)  # the shared loop reads the clock
     imgs, vms, Ks, _ = _views()
     cfg = FitConfig(iterations=10_000, n_init=300, hull_resolution=24, time_budget_s=1.0,
                     num_threads=1)
