@@ -189,29 +189,6 @@ def run_sample(ctx: JobContext, params: dict, inputs: list[Path]) -> Manifest:
                                 "motion_frames": int(creatures.motions.shape[1])})
 
 
-def _read_artist_mesh(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """(vertices, faces, per-vertex UVs or None) exactly as the mesh file stores them (for
-    glTF/OBJ, as trimesh loads them without merging vertices)."""
-    from shared.errors import FormatError
-
-    if path.suffix.lower() in (".npz", ".anime"):
-        from backend.data import read_sequence
-
-        seq = read_sequence(path)
-        return seq.vertices[0], seq.faces, seq.uvs
-    import trimesh
-
-    try:
-        mesh = trimesh.load(str(path), force="mesh", process=False)
-    except Exception as err:  # trimesh raises many types for unreadable files
-        raise FormatError(f"{path.name}: cannot read as a mesh ({err})") from None
-    verts = np.asarray(getattr(mesh, "vertices", np.zeros((0, 3))), dtype=np.float32)
-    faces = np.asarray(getattr(mesh, "faces", np.zeros((0, 3))), dtype=np.int64)
-    uv = getattr(getattr(mesh, "visual", None), "uv", None)
-    uvs = np.asarray(uv, np.float32) if uv is not None and len(uv) == len(verts) else None
-    return verts, faces, uvs
-
-
 def run_animate_mesh(ctx: JobContext, params: dict, inputs: list[Path]) -> Manifest:
     from .fit_shape import fit_shape_mesh
     from .gen.creature import Creatures, animate, motion_frames_for, to_output
@@ -220,7 +197,9 @@ def run_animate_mesh(ctx: JobContext, params: dict, inputs: list[Path]) -> Manif
     if len(inputs) != 1:
         raise ParamError(f"{ANIMATE}: expects exactly one mesh file, got {len(inputs)}")
     path = Path(inputs[0])
-    verts, faces, uvs = _read_artist_mesh(path)
+    from .fit_shape import read_static_mesh_uvs
+
+    verts, faces, uvs = read_static_mesh_uvs(path)
     if len(verts) < 3 or len(faces) == 0:
         raise ParamError(f"{ANIMATE}: {path.name} holds no triangles (vertices {len(verts)}, "
                          f"faces {len(faces)})")

@@ -106,24 +106,33 @@ def fit_shape_mesh(model, verts: np.ndarray, faces: np.ndarray, name: str = "mes
 
 
 def read_static_mesh(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """``(verts [V, 3], faces [F, 3])`` of a mesh file: frame 0 of an ``.anime``/``.npz``
-    sequence, else the whole scene of a static or animated ``.glb``/``.gltf``/``.obj``/``.ply``/
-    ``.stl``/``.off`` as trimesh loads it (rest pose). Errors name the file."""
+    """``(verts [V, 3], faces [F, 3])`` of a mesh file (see :func:`read_static_mesh_uvs`)."""
+    verts, faces, _ = read_static_mesh_uvs(path)
+    return verts, faces
+
+
+def read_static_mesh_uvs(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """``(verts [V, 3], faces [F, 3], per-vertex uvs [V, 2] or None)`` of a mesh file: frame 0 of
+    an ``.anime``/``.npz`` sequence, else the whole scene of a static or animated ``.glb``/
+    ``.gltf``/``.obj``/``.ply``/``.stl``/``.off`` as trimesh loads it (rest pose, vertices not
+    merged, so the order and count are the file's). Errors name the file."""
     path = Path(path)
     if not path.is_file():
         raise FormatError(f"{path}: no such mesh file")
     if path.suffix.lower() in (".anime", ".npz"):
         seq = read_sequence(path)
-        return seq.vertices[0], seq.faces
+        return seq.vertices[0], seq.faces, seq.uvs
     import trimesh
 
     try:
         mesh = trimesh.load(str(path), force="mesh", process=False)
     except Exception as err:  # trimesh raises many types for unreadable files
-        raise FormatError(f"{path}: cannot read as a mesh ({err})") from None
+        raise FormatError(f"{path.name}: cannot read as a mesh ({err})") from None
     verts = np.asarray(getattr(mesh, "vertices", np.zeros((0, 3))), dtype=np.float32)
     faces = np.asarray(getattr(mesh, "faces", np.zeros((0, 3))), dtype=np.int64)
-    return verts, faces
+    uv = getattr(getattr(mesh, "visual", None), "uv", None)
+    uvs = np.asarray(uv, np.float32) if uv is not None and len(uv) == len(verts) else None
+    return verts, faces, uvs
 
 
 def fit_shape_file(model, path: Path, stage: str = "d", iters: int = 0,
