@@ -20,7 +20,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -35,6 +34,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from backend.render.fit import FitConfig, evaluate, fit_static  # noqa: E402
+from bench.lib.report import emit_json_line  # noqa: E402
 
 SMALL_DATA = ROOT / "tests" / "render" / "data" / "views48.npz"
 FULL_DATA = ROOT / "out" / "bench" / "views128.npz"
@@ -114,12 +114,7 @@ def main(argv=None) -> int:
         "target_reached": reached is not None, "threads": args.threads, "seed": args.seed,
         "load_avg": round(os.getloadavg()[0], 2), "curve": curve,
     }
-    line = json.dumps(result)
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(line + "\n")
-    print(line)
-    return 0
+    return emit_json_line(result, args.json)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,6 @@ writes it to PATH. Exit status 0 when every case ran.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import platform
@@ -48,6 +47,7 @@ from backend.render.composite_cpu import composite  # noqa: E402
 from backend.render.project import project_gaussians, tile_grid  # noqa: E402
 from backend.render.reference import render_dense  # noqa: E402
 from backend.render.tiles import intersect_tiles  # noqa: E402
+from bench.lib.report import emit_json_line  # noqa: E402
 
 
 def make_scene(n: int, size: int, seed: int = 0, dtype=torch.float32):
@@ -281,12 +281,7 @@ def main(argv=None) -> int:
             out, alpha, _ = rasterize(*leaves, vm, K, size, size, tile_size=args.tile_size)
             ((out * gc).sum() + (alpha * ga).sum()).backward()
         print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15))
-    line = json.dumps(result)
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(line + "\n")
-    print(line)
-    return 0
+    return emit_json_line(result, args.json)
 
 
 if __name__ == "__main__":

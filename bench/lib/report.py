@@ -82,3 +82,14 @@ def report(bench: str, rows: list[Row], json_path: Path | None, details: dict | 
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps(result, indent=2) + "\n")
     return result
+
+
+def emit_json_line(result: dict, json_path: Path | None) -> int:
+    """For benches whose result is one dict (not rows): print it as the last line (``run_all``
+    reads that line) and write it to ``json_path`` when given. Returns exit status 0."""
+    line = json.dumps(result)
+    if json_path is not None:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(line + "\n")
+    print(line)
+    return 0
