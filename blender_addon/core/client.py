@@ -39,6 +39,29 @@ _MONITOR_EVENTS = (zmq.EVENT_CONNECTED | zmq.EVENT_CONNECT_RETRIED | zmq.EVENT_D
                    | zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
                    | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL | zmq.EVENT_HANDSHAKE_SUCCEEDED)
 REFUSED_AFTER_S = 1.0
+# While the server is away the socket retries every 0.1 s, backing off to one try per
+# RECONNECT_IVL_MAX_MS: an idle client then queues at most a dozen monitor events a minute.
+RECONNECT_IVL_MS = 100
+RECONNECT_IVL_MAX_MS = 5000
+
+
+def _unbounded_monitor(ctx: zmq.Context, sock: zmq.Socket) -> zmq.Socket:
+    """A PAIR socket receiving ``sock``'s monitor events, with no high-water mark.
+
+    libzmq's I/O thread sends monitor events with a *blocking* send. Through a bounded pipe
+    (``get_monitor_socket``'s default: 1000 + 1000 messages) a client that sits idle while the
+    server is down fills it with connect retries, and then the context's I/O thread blocks
+    forever: every socket of the context (all clients of the process) stops connecting. The
+    receive HWM is set to 0 before connecting, so the inproc pipe is unbounded (and, with the
+    reconnect back-off, grows by at most a few hundred bytes a minute until it is read).
+    """
+    address = f"inproc://anim4d-monitor-{os.getpid()}-{id(sock):x}-{os.urandom(4).hex()}"
+    sock.monitor(address, _MONITOR_EVENTS)
+    monitor = ctx.socket(zmq.PAIR)
+    monitor.setsockopt(zmq.LINGER, 0)
+    monitor.setsockopt(zmq.RCVHWM, 0)
+    monitor.connect(address)
+    return monitor
 
 
 class Client:
@@ -69,7 +92,9 @@ class Client:
             sock.curve_serverkey = self.curve.server_public
             sock.curve_publickey = self.curve.client_public
             sock.curve_secretkey = self.curve.client_secret
-        self._monitor = sock.get_monitor_socket(_MONITOR_EVENTS)
+        sock.setsockopt(zmq.RECONNECT_IVL, RECONNECT_IVL_MS)
+        sock.setsockopt(zmq.RECONNECT_IVL_MAX, RECONNECT_IVL_MAX_MS)
+        self._monitor = _unbounded_monitor(self.ctx, sock)
         self._events: dict[str, float] = {}
         try:
             sock.connect(self.address)

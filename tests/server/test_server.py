@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from pathlib import Path
@@ -347,6 +348,48 @@ def test_nothing_listening_is_refused_without_waiting_for_the_timeout():
     assert not t.is_alive(), "the client waited for its timeout instead of seeing the refusal"
     (err,) = outcome
     assert err.code == "refused" and f"127.0.0.1:{port}: connection refused" in str(err)
+
+
+def test_an_idle_client_of_a_flapping_server_never_blocks_the_context(monkeypatch, tmp_path):
+    """Regression (a 22-minute loaded CI run): libzmq's I/O thread sends monitor events with a
+    blocking send. A client left idle while its server came and went filled a bounded monitor
+    pipe (about 2000 events), the context's I/O thread blocked for good, and every later client
+    of the process got "nothing is listening". Here the "server" accepts and drops each
+    connection (2+ events per attempt, retried every millisecond) far past that bound; the
+    attempts must keep coming, and another socket of the same context must still connect."""
+    import blender_addon.core.client as client_mod
+
+    monkeypatch.setattr(client_mod, "RECONNECT_IVL_MS", 1)
+    monkeypatch.setattr(client_mod, "RECONNECT_IVL_MAX_MS", 1)
+    ctx = zmq.Context()  # private: a regression here must not take the suite's context down
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(20.0)
+    port = listener.getsockname()[1]
+    idle = Client(f"tcp://127.0.0.1:{port}", context=ctx)
+    attempts = 0
+    try:
+        for attempts in range(1, 1601):  # >= 3200 events, well past 1000 + 1000
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                pytest.fail(f"the client stopped reconnecting after {attempts - 1} attempts: "
+                            "its unread monitor events blocked the context's I/O thread")
+            conn.close()
+        listener.close()
+        with EmbeddedServer(tmp_path / "data", kinds=debug_kinds()) as srv, \
+                Client(srv.address, timeout=CEILING, context=ctx) as other:
+            assert other.ping() >= 0
+    except BaseException:
+        _POISONED.append(ctx)  # its I/O thread may be stuck: terminating it would hang
+        raise
+    else:
+        idle.close()
+        ctx.term()
+    finally:
+        listener.close()
+
+
+_POISONED: list[zmq.Context] = []
 
 
 def test_bad_address_is_named():
