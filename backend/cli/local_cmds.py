@@ -87,31 +87,84 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+DEMO_FPS = 24.0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
-    """Start an embedded backend, make one procedural creature, fetch it, say where it is."""
+    """Embedded backend -> a generated creature -> fetched -> a turntable MP4 rendered by Cycles.
+
+    The creature is DNF's ``creature.sample`` when the shipped model holds a generator (it does),
+    else the procedural creature. Prints the MP4, the .blend and the result folder."""
+    from backend.blender_render.options import RenderOptions
+    from backend.blender_render.run import bpy_missing
+
+    out = Path(args.out).resolve()
+    why = None if args.no_render else bpy_missing()
+    if why:
+        raise Anim4DError(f"the demo renders with Blender's Python module: {why} "
+                          "(`make demo` installs it; or pass --no-render)", "missing_bpy")
+    options = RenderOptions(resolution=args.resolution, samples=args.samples,
+                            camera="turntable", blend=True, denoise=False)
+    t0 = time.perf_counter()
+    for mine in (out / "creature", out / "render"):  # only what an earlier demo wrote
+        if mine.exists():
+            shutil.rmtree(mine)
+    out.mkdir(parents=True, exist_ok=True)
+    if not 1 <= args.frames <= 2000:
+        raise Anim4DError(f"--frames {args.frames}: expected 1 to 2000", "bad_param")
+    result, kind, counts = _demo_creature(out / "creature", args.seed, args.frames)
+    print(f"a {counts.get('frames')}-frame, {counts.get('vertices')}-vertex creature from "
+          f"{kind} (seed {args.seed}) in {time.perf_counter() - t0:.1f} s")
+    if args.no_render:
+        print(f"result folder: {result}")
+        return 0
+    video, blend = _demo_render(result, out / "render", options)
+    print(f"demo done in {time.perf_counter() - t0:.1f} s")
+    print(f"video:         {video}")
+    print(f"blender scene: {blend}")
+    print(f"result folder: {result}  (import it in Blender with the Anim4D add-on, or "
+          f"`anim4d export {result} --format obj --out {out}/obj`)")
+    return 0
+
+
+def _demo_creature(folder: Path, seed: int, frames: int) -> tuple[Path, str, dict]:
+    """Generate one creature on an embedded backend and fetch it into ``folder``."""
     from backend.cli.progress import ProgressDisplay
     from backend.server.embedded import start_embedded_server
     from blender_addon.core.client import Client
 
-    out = Path(args.out).resolve()
-    with tempfile.TemporaryDirectory(prefix="anim4d-demo-") as data_dir:
-        t0 = time.perf_counter()
-        with start_embedded_server(data_dir) as server:
-            print(f"embedded backend on {server.address}")
-            with Client(server.address, timeout=30) as client:
-                params = {"seed": args.seed, "gait": "trot", "frames": 48, "fps": 24.0}
-                job_id = client.submit("creature.procedural", params)
-                with ProgressDisplay("creature.procedural") as bar:
-                    info = client.wait(job_id, on_progress=bar.update)
-                if info.state != "done":
-                    raise Anim4DError(f"demo job {info.state}: {info.error}", "job_failed")
-                if out.exists():
-                    shutil.rmtree(out)
-                client.fetch(job_id, out)
-        counts = info.result.get("counts", {}) if info.result else {}
-    print(f"demo done in {time.perf_counter() - t0:.1f} s: a {counts.get('frames')}-frame, "
-          f"{counts.get('vertices')}-vertex procedural creature (seed {args.seed}, trot)")
-    print(f"result folder: {out}")
-    print("open it in Blender with the Anim4D add-on (Import result), or convert it with "
-          f"`anim4d export {out} --format obj --out {out}/obj`")
-    return 0
+    with tempfile.TemporaryDirectory(prefix="anim4d-demo-") as data_dir, \
+            start_embedded_server(data_dir) as server:
+        print(f"embedded backend on {server.address}")
+        with Client(server.address, timeout=30) as client:
+            offered = {k.name for k in client.hello().kinds}
+            if "creature.sample" in offered:
+                kind = "creature.sample"
+                params = {"seed": seed, "frames": frames, "fps": DEMO_FPS}
+            else:  # no DNF generator installed: the parametric creature
+                kind = "creature.procedural"
+                params = {"seed": seed, "gait": "trot", "frames": frames, "fps": DEMO_FPS}
+            job_id = client.submit(kind, params)
+            with ProgressDisplay(kind) as bar:
+                info = client.wait(job_id, on_progress=bar.update)
+            if info.state != "done":
+                err = info.error or {}
+                raise Anim4DError(f"demo job {info.state}: {err.get('message', '')}",
+                                  "job_failed")
+            client.fetch(job_id, folder)
+    return folder, kind, dict((info.result or {}).get("counts", {}))
+
+
+def _demo_render(result: Path, out: Path, options) -> tuple[Path, Path]:
+    from backend.blender_render.run import render_results
+    from backend.cli.progress import ProgressDisplay
+    from blender_addon.core.client_types import ProgressInfo
+
+    with ProgressDisplay("render (Cycles, CPU)") as bar:
+        (outcome,) = render_results(
+            [result], out, options,
+            on_progress=lambda stage, fraction, message: bar.update(
+                ProgressInfo("", "running", stage, fraction, message)))
+    if not outcome.ok:
+        raise Anim4DError(f"demo render failed: {outcome.error}", "render_failed")
+    return outcome.video, outcome.blend

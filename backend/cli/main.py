@@ -101,9 +101,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_dnf_commands(sub)
 
-    p = sub.add_parser("demo", help="run the demo: embedded backend, one procedural creature")
-    p.add_argument("--out", default="out/demo", help="where the result goes (default %(default)s)")
-    p.add_argument("--seed", type=int, default=7)
+    p = sub.add_parser("demo", help="run the demo: embedded backend, one generated creature, "
+                                     "rendered to a turntable MP4")
+    p.add_argument("--out", default="out/demo",
+                   help="where the result, video and .blend go (default %(default)s)")
+    p.add_argument("--seed", type=int, default=7, help="creature seed (default %(default)s)")
+    p.add_argument("--resolution", type=int, default=256,
+                   help="video width and height (default %(default)s)")
+    p.add_argument("--samples", type=int, default=16,
+                   help="Cycles samples per pixel (default %(default)s)")
+    p.add_argument("--frames", type=int, default=48,
+                   help="frames of animation at 24 fps (default %(default)s)")
+    p.add_argument("--no-render", action="store_true", help="stop after fetching the result")
     p.set_defaults(func=local_cmds.cmd_demo)
     return parser
 
