@@ -1,0 +1,149 @@
+"""Resample from backend, the apply step: a resampled result folder replaces the object's frames
+at the planned scene frames (shape keys, PC2 cache, Gaussian frames), the retime goes back to
+identity, and the previous state comes back on revert."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from addon_helpers import (
+    evaluated_vertices,
+    gaussian_sequence,
+    wavy_sequence,
+    write_mesh_result,
+    y_up_to_z_up,
+)
+
+from shared.gaussians import GaussianSequence, write_gaussian_result
+from shared.manifest import read_manifest, write_manifest
+from shared.meshseq import MeshSequence
+
+pytestmark = pytest.mark.blender
+SOURCE_FIELD = {"kind": "creature.procedural_resample", "source": "", "end": None}
+JOB = "ab" * 8
+
+
+@pytest.fixture
+def registered(bpy_clean):
+    import bpy
+    from bpy.props import PointerProperty
+
+    from blender_addon.bl import panel
+
+    bpy.utils.register_class(panel.ANIM4D_PG_retime)
+    bpy.types.Object.anim4d_retime = PointerProperty(type=panel.ANIM4D_PG_retime)
+    yield bpy
+    del bpy.types.Object.anim4d_retime
+    bpy.utils.unregister_class(panel.ANIM4D_PG_retime)
+
+
+def wavy_at(times: np.ndarray, vertices: int = 40) -> np.ndarray:
+    """``addon_helpers.wavy_sequence`` evaluated at any ``times``: the exact source."""
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=(vertices, 3)).astype(np.float32)
+    wave = np.sin(2.0 * np.asarray(times)[:, None, None] + base[None, :, :1] * 3.0)
+    return (base[None] + 0.3 * wave * np.array([0.2, 1.0, 0.5], np.float32)).astype(np.float32)
+
+
+def resampled_folder(tmp_path: Path, times: np.ndarray) -> Path:
+    """What the backend returns for ``times``: the source evaluated there."""
+    ref = wavy_sequence()
+    seq = MeshSequence(wavy_at(times), ref.faces, times - times[0], ref.uvs, ref.colors)
+    return write_mesh_result(tmp_path / "resampled", seq=seq, job_id=JOB,
+                             kind="creature.procedural_resample")
+
+
+def imported(bpy, tmp_path: Path, storage: str):
+    from blender_addon.bl import importer
+
+    folder = write_mesh_result(tmp_path / "src", frames=12, vertices=40, fps=12.0)
+    m = read_manifest(folder)
+    m.resample = dict(SOURCE_FIELD)
+    write_manifest(folder, m)
+    obj, _ = importer.import_folder(folder, storage=storage)
+    return obj
+
+
+@pytest.mark.parametrize("storage", ["SHAPE_KEYS", "PC2"])
+def test_quarter_speed_frames_replaced_and_reverted(registered, tmp_path, storage):
+    from blender_addon.bl import resample, retime, timecurve
+    from blender_addon.bl.resample_ops import finish_event
+    from blender_addon.core.retime_plan import RetimeSettings
+
+    bpy = registered
+    scene = bpy.context.scene
+    obj = imported(bpy, tmp_path, storage)  # 12 samples at 12 fps on frames 1, 3, ..., 23
+    assert np.array_equal(wavy_at(np.arange(12) / 12.0), wavy_sequence().vertices)
+    obj.anim4d_retime.speed = 0.25  # the panel's property: rewrites the curve
+    assert retime.current_settings(obj).speed == 0.25
+    before = {}
+    for f in (1, 6, 50, 89):
+        scene.frame_set(f)
+        before[f] = evaluated_vertices(bpy, obj)
+    rp = resample.make_plan(obj)
+    assert rp.scene_frames.tolist() == list(range(1, 90))  # 22 frames slowed 4x: 88 + 1
+    assert rp.source_times == pytest.approx((rp.scene_frames - 1) / 24 * 0.25)
+    folder = resampled_folder(tmp_path, rp.request)
+    notice = finish_event(JOB, {"folder": folder, "context": {"object": obj.name,
+                                                              "plan": rp.to_json()}})
+    assert "89 exact frames (scene frames 1-89)" in notice
+    worst, keyed = 0.0, 0.0
+    for f in (1, 6, 50, 89):
+        scene.frame_set(f)
+        exact = y_up_to_z_up(wavy_at(np.array([(f - 1) / 24 * 0.25]))[0])
+        worst = max(worst, np.abs(evaluated_vertices(bpy, obj) - exact).max())
+        keyed = max(keyed, np.abs(before[f] - exact).max())
+    assert worst <= 1e-5  # float32 shape keys of the exact frames
+    assert keyed > 5e-4  # measured 9.7e-4: the stored frames blended, not the source
+    # the retime is identity again: keys on the scene frames, settings at their defaults
+    assert retime.current_settings(obj) == RetimeSettings()
+    assert obj.anim4d_retime.speed == 1.0
+    frames, _ = timecurve.read_keys(timecurve.find_fcurve(obj))
+    assert frames.tolist() == list(range(1, 90))
+    field = json.loads(obj["anim4d_resample"])
+    assert field["source"] == "job-mesh-0001" and len(field["times"]) == 89
+    assert obj["anim4d_job_id"] == JOB
+    # revert: the previous frames, curve and settings
+    resample.restore_previous(obj)
+    assert retime.current_settings(obj).speed == 0.25 and obj.anim4d_retime.speed == 0.25
+    assert resample.PREV not in obj and obj["anim4d_job_id"] == "job-mesh-0001"
+    for f, v in before.items():
+        scene.frame_set(f)
+        assert np.abs(evaluated_vertices(bpy, obj) - v).max() <= 1e-6, f
+    if storage == "SHAPE_KEYS":
+        assert len(obj.data.shape_keys.key_blocks) == 12
+        assert not [m for m in bpy.data.meshes if m.name.endswith(".pre_resample")]
+    with pytest.raises(Exception, match="no resample to undo"):
+        resample.restore_previous(obj)
+
+
+def test_gaussian_frames_replaced(registered, tmp_path):
+    from blender_addon.bl import importer, resample, retime
+
+    bpy = registered
+    src = tmp_path / "g"
+    seq = gaussian_sequence(3, 50)  # frames at 0, 1/8, 2/8 s: scene frames 1, 4, 7
+    write_gaussian_result(src, seq, kind="video.to4d", job_id="cd" * 8, fps=8.0,
+                          extra={"gaussians_correspond": True})
+    m = read_manifest(src)
+    m.resample = {"kind": "video.resample", "source": "", "end": 0.25}
+    write_manifest(src, m)
+    obj, _ = importer.import_folder(src)
+    obj.anim4d_retime.reverse = True
+    rp = resample.make_plan(obj)
+    assert rp.scene_frames.tolist() == list(range(1, 8))
+    assert rp.source_times == pytest.approx((7 - rp.scene_frames) / 24)
+    frames = [seq.frames[0]] * len(rp.request)  # stand-in frames: one per requested time
+    write_gaussian_result(tmp_path / "r", GaussianSequence(frames, rp.request - rp.request[0]),
+                          kind="video.resample", job_id=JOB, fps=8.0,
+                          extra={"gaussians_correspond": True})
+    mats, trees = len(bpy.data.materials), len(bpy.data.node_groups)
+    resample.apply_result(obj, tmp_path / "r", rp, JOB)
+    assert retime.current_settings(obj).reverse is False
+    assert len(obj.data.vertices) == 7 * 50  # 7 frames of 50 splats, the importer's layout
+    assert len(bpy.data.materials) == mats and len(bpy.data.node_groups) == trees
+    resample.restore_previous(obj)
+    assert len(obj.data.vertices) == 3 * 50 and obj.anim4d_retime.reverse
