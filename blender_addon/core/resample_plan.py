@@ -88,8 +88,11 @@ def plan_resample(frames: np.ndarray, values: np.ndarray, step: float, repeat: s
     scene = np.arange(first, max(first, last) + 1, dtype=np.float64)
     t = source_times_at(f, values, step, repeat, sample_times, scene)
     t = np.maximum(t, 0.0) if end is None else np.clip(t, 0.0, end)
-    request, index = np.unique(np.round(t, TIME_DECIMALS), return_inverse=True)
-    return ResamplePlan(scene, t, request, index.astype(np.int64).reshape(-1))
+    _, first_of, index = np.unique(np.round(t, TIME_DECIMALS), return_index=True,
+                                   return_inverse=True)
+    request = t[first_of]  # the times themselves, not their rounding
+    index = index.astype(np.int64).reshape(-1)
+    return ResamplePlan(scene, request[index], request, index)
 
 
 def request_params(plan: ResamplePlan, info: resample.ResampleInfo, spec: Any,

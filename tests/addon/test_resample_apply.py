@@ -147,3 +147,44 @@ def test_gaussian_frames_replaced(registered, tmp_path):
     assert len(bpy.data.materials) == mats and len(bpy.data.node_groups) == trees
     resample.restore_previous(obj)
     assert len(obj.data.vertices) == 3 * 50 and obj.anim4d_retime.reverse
+
+
+def test_panel_offers_resample_when_connected_and_offered(registered, tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from fake_layout import FakeLayout
+
+    from blender_addon.bl import operators, panel, resample, resample_ops, runtime
+    from blender_addon.core.client_types import HelloInfo
+    from blender_addon.core.worker import Event
+    from shared.params import KindSpec
+
+    bpy = registered
+    rt = runtime.Runtime()
+    monkeypatch.setattr(resample_ops, "RT", rt)
+    classes = (*operators.CLASSES, *resample_ops.CLASSES)
+    for cls in classes:
+        bpy.utils.register_class(cls)
+    try:
+        obj = imported(bpy, tmp_path, "SHAPE_KEYS")
+        ctx = SimpleNamespace(scene=bpy.context.scene, active_object=obj)
+
+        def buttons() -> list[str]:
+            layout = FakeLayout()
+            panel.ANIM4D_PT_retime.draw(SimpleNamespace(layout=layout), ctx)
+            return [c.args["operator"] for c in layout.find("operator")]
+
+        assert buttons() == ["anim4d.retime"]  # not connected
+        offered = KindSpec(SOURCE_FIELD["kind"], "r", "", "mesh_sequence")
+        rt.state.apply(Event("hello", data=HelloInfo("x", "1.1", [], {})))
+        assert buttons() == ["anim4d.retime"]  # connected, kind not offered
+        rt.state.apply(Event("hello", data=HelloInfo("x", "1.1", [offered], {})))
+        assert buttons() == ["anim4d.retime", "anim4d.resample"]
+        assert resample_ops.ANIM4D_OT_resample.poll(ctx)
+        obj[resample.PREV] = "{}"
+        assert buttons()[-1] == "anim4d.resample_revert"
+        obj["anim4d_resample"] = ""  # a result that cannot be re-evaluated
+        assert buttons() == ["anim4d.retime", "anim4d.resample_revert"]
+    finally:
+        for cls in reversed(classes):
+            bpy.utils.unregister_class(cls)

@@ -112,3 +112,28 @@ def test_plan_checks_the_range_and_the_choice():
         plan_request(job, hello, fps=4.0, speed=0.5)
     with pytest.raises(Anim4DError, match="is running; only a finished"):
         plan_request(JobInfo("ab" * 8, "sequence.bake", "running"), hello, fps=4.0)
+
+
+def test_the_add_on_worker_resamples_and_fetches(served, tmp_path):
+    from blender_addon.core.worker import Command, Worker, drain
+
+    srv, client, creature = served
+    w = Worker(lambda: Client(srv.address, timeout=120))
+    try:
+        w.execute(Command("resample", {"kind": RES, "params": {"source": creature,
+                                                               "times": [0.1, 0.2]},
+                                       "out_root": str(tmp_path), "context": {"object": "A"}}))
+        events = drain(w.events, float("inf"))
+        kinds = [e.type for e in events]
+        assert kinds[0] == "submitted" and kinds[-2:] == ["job", "resampled"], kinds
+        done = events[-1]
+        assert done.data["context"] == {"object": "A"}
+        res = open_result(done.data["folder"])
+        assert np.abs(res.mesh.vertices - animate(make_creature(4), "walk",
+                                                  np.array([0.1, 0.2]))).max() <= 1e-5
+        w.execute(Command("resample", {"kind": RES, "params": {"source": creature, "times": [-1]},
+                                       "out_root": str(tmp_path)}))
+        err = drain(w.events, float("inf"))[-1]
+        assert err.type == "error" and "'times': element 0 = -1 is out of range" in err.data
+    finally:
+        w.stop()
