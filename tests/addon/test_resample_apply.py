@@ -188,3 +188,52 @@ def test_panel_offers_resample_when_connected_and_offered(registered, tmp_path, 
     finally:
         for cls in reversed(classes):
             bpy.utils.unregister_class(cls)
+
+
+def test_operator_end_to_end_in_background(registered, tmp_path, monkeypatch):
+    """The operator against a real backend (background mode runs it synchronously): the frames
+    at quarter speed are the procedural creature posed at those times."""
+    from types import SimpleNamespace
+
+    from backend.data import jobs as data_jobs
+    from backend.data import resample_jobs
+    from backend.data.procedural import animate, make_creature
+    from backend.jobs.registry import JobKind
+    from backend.server.embedded import EmbeddedServer
+    from blender_addon.bl import importer, prefs, resample_ops, retime, runtime
+    from blender_addon.core.client import Client
+
+    bpy = registered
+    kinds = {k.name: JobKind(k, f"backend.data.{m}:{fn}") for k, m, fn in (
+        (data_jobs.PROCEDURAL_KIND, "jobs", "run_procedural"),
+        (resample_jobs.PROCEDURAL_RESAMPLE_KIND, "resample_jobs", "run_procedural_resample"))}
+    srv = EmbeddedServer(tmp_path / "data", kinds=kinds)
+    rt = runtime.Runtime()
+    monkeypatch.setattr(resample_ops, "RT", rt)
+    monkeypatch.setattr(prefs, "get", lambda: SimpleNamespace(
+        address=srv.address, timeout=120.0, server_key="", client_key="",
+        results_dir=str(tmp_path / "results"), storage="AUTO", import_when_done=False))
+    bpy.utils.register_class(resample_ops.ANIM4D_OT_resample)
+    try:
+        with Client(srv.address, timeout=120) as c:
+            job = c.submit(data_jobs.PROCEDURAL_KIND.name, {"seed": 4, "frames": 12, "fps": 24})
+            assert c.wait(job).state == "done"
+            folder = c.fetch(job, tmp_path / "src")
+        obj, _ = importer.import_folder(folder)
+        assert json.loads(obj["anim4d_resample"])["kind"] == resample_jobs.PROCEDURAL_RESAMPLE
+        bpy.context.view_layer.objects.active = obj
+        obj.anim4d_retime.speed = 0.25
+        assert not bpy.ops.anim4d.resample.poll()  # not connected yet
+        rt.run("hello")
+        assert bpy.ops.anim4d.resample() == {"FINISHED"}, rt.state.last_error
+        assert retime.current_settings(obj).speed == 1.0
+        creature, scene = make_creature(4), bpy.context.scene
+        for f in (1, 7, 45):
+            scene.frame_set(f)
+            exact = y_up_to_z_up(animate(creature, "walk", np.array([(f - 1) / 96]))[0])
+            assert np.abs(evaluated_vertices(bpy, obj) - exact).max() <= 1e-5, f
+        assert len(obj.data.shape_keys.key_blocks) == 45
+    finally:
+        bpy.utils.unregister_class(resample_ops.ANIM4D_OT_resample)
+        rt.shutdown()
+        srv.stop()

@@ -42,8 +42,10 @@ def cli(srv, *args: str) -> list[str]:
     return ["resample", *args, "--server", srv.address, "--timeout", "120"]
 
 
-def test_hello_names_the_resample_kind(served):
+def test_hello_names_the_resample_kind(served, capsys):
     srv, client, creature = served
+    assert main(["kinds", "--server", srv.address]) == 0
+    assert f"exact at new times: anim4d resample JOB (through {RES})" in capsys.readouterr().out
     hello = client.hello()
     assert hello.kind(PROC).resample_kind == RES and hello.kind(RES).resample_kind == RES
     assert hello.kind("debug.sleep").resample_kind == ""
