@@ -121,7 +121,8 @@ def test_quarter_speed_frames_replaced_and_reverted(registered, tmp_path, storag
 
 
 def test_gaussian_frames_replaced(registered, tmp_path):
-    from blender_addon.bl import importer, resample, retime
+    from blender_addon.bl import gn_gaussians, importer, resample, retime, timecurve
+    from blender_addon.core.retime_plan import RetimeSettings
 
     bpy = registered
     src = tmp_path / "g"
@@ -132,7 +133,7 @@ def test_gaussian_frames_replaced(registered, tmp_path):
     m.resample = {"kind": "video.resample", "source": "", "end": 0.25}
     write_manifest(src, m)
     obj, _ = importer.import_folder(src)
-    obj.anim4d_retime.reverse = True
+    retime.apply_retime(obj, RetimeSettings(reverse=True))  # as a script would, not the panel
     rp = resample.make_plan(obj)
     assert rp.scene_frames.tolist() == list(range(1, 8))
     assert rp.source_times == pytest.approx((7 - rp.scene_frames) / 24)
@@ -143,10 +144,17 @@ def test_gaussian_frames_replaced(registered, tmp_path):
     mats, trees = len(bpy.data.materials), len(bpy.data.node_groups)
     resample.apply_result(obj, tmp_path / "r", rp, JOB)
     assert retime.current_settings(obj).reverse is False
+    keys = timecurve.read_keys(timecurve.find_fcurve(obj))
+    assert keys[0].tolist() == list(range(1, 8)) and keys[1].tolist() == list(range(7))
     assert len(obj.data.vertices) == 7 * 50  # 7 frames of 50 splats, the importer's layout
+    mod = obj.modifiers["Anim4D Gaussians"]
+    frames_input = gn_gaussians.input_identifier(mod.node_group, "Frames")
+    assert mod[frames_input] == 7
     assert len(bpy.data.materials) == mats and len(bpy.data.node_groups) == trees
     resample.restore_previous(obj)
-    assert len(obj.data.vertices) == 3 * 50 and obj.anim4d_retime.reverse
+    assert len(obj.data.vertices) == 3 * 50 and retime.current_settings(obj).reverse
+    assert timecurve.read_keys(timecurve.find_fcurve(obj))[1].tolist() == [2.0, 1.0, 0.0]
+    assert mod[frames_input] == 3
 
 
 def test_panel_offers_resample_when_connected_and_offered(registered, tmp_path, monkeypatch):
