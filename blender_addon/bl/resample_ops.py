@@ -35,8 +35,11 @@ def finish_event(job_id: str, data: dict) -> str:
                                  f"{data.get('folder')}")
     rp = resample_plan.ResamplePlan.from_json(ctx["plan"])
     resample.apply_result(obj, data["folder"], rp, job_id)
-    if not bpy.app.background:
-        bpy.ops.ed.undo_push(message="Resample from Backend")
+    if not bpy.app.background:  # applied from the timer: give Ctrl-Z a step of its own
+        try:
+            bpy.ops.ed.undo_push(message="Resample from Backend")
+        except RuntimeError:  # no window context: Revert Resample still brings it back
+            pass
     return (f"{obj.name}: {len(rp.scene_frames)} exact frames (scene frames "
             f"{rp.scene_frames[0]:g}-{rp.scene_frames[-1]:g}) from job {job_id[:12]}")
 

@@ -16,6 +16,7 @@ from backend.server.embedded import EmbeddedServer
 from blender_addon.core.client import Client
 from blender_addon.core.client_types import HelloInfo, JobInfo
 from shared.errors import Anim4DError, ParamError
+from shared.params import KindSpec
 from shared.resample import times_for_speed
 from shared.results import open_result
 
@@ -104,6 +105,10 @@ def test_plan_checks_the_range_and_the_choice():
     job = JobInfo("ab" * 8, "sequence.bake", "done", result=manifest)
     req = plan_request(job, hello, speed=0.5)
     assert req.params["times"] == [0.0, 0.25, 0.5, 0.75, 1.0] and req.params["fps"] == 2.0
+    assert req.timed and req.play_fps == 2.0
+    bare = KindSpec(spec.name, "r", "", "mesh_sequence", params=spec.params[:2])  # no fps
+    req = plan_request(job, HelloInfo("x", "1.1", [bare], {}), speed=0.5)
+    assert not req.timed and req.play_fps == 2.0 and "fps" not in req.params
     assert plan_request(job, hello, fps=4.0).params["times"] == [0, 0.25, 0.5, 0.75, 1.0]
     with pytest.raises(ParamError, match=r"time 1.5 s is outside the source; accepted: 0 to "
                                          r"1 s"):
