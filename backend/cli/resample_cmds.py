@@ -31,6 +31,10 @@ class ResampleRequest:
     params: dict
     source: str
     times: np.ndarray
+    #: the rate the frames are meant to play at (0: at the times given); ``timed`` when the
+    #: kind writes it into the result (its ``fps`` parameter), else the caller should say so
+    play_fps: float = 0.0
+    timed: bool = True
 
 
 def plan_request(job: JobInfo, hello: HelloInfo, times: str | None = None,
@@ -72,7 +76,8 @@ def plan_request(job: JobInfo, hello: HelloInfo, times: str | None = None,
     for name in names - set(params):  # e.g. creature.resample's model: the source's
         if name in src_params:
             params[name] = src_params[name]
-    return ResampleRequest(info.kind, spec.validate_params(params), info.source, t)
+    return ResampleRequest(info.kind, spec.validate_params(params), info.source, t, play,
+                           "fps" in names or play == 0)
 
 
 def cmd_resample(args: argparse.Namespace) -> int:
@@ -83,6 +88,9 @@ def cmd_resample(args: argparse.Namespace) -> int:
         new = client.submit(req.kind, req.params)
         print(f"submitted {req.kind} as job {new}: {len(req.times)} times, "
               f"{req.times[0]:g} to {req.times[-1]:g} s of job {req.source[:12]}", flush=True)
+        if not req.timed:
+            print(f"note: {req.kind} times its frames at the source's seconds; play them at "
+                  f"{req.play_fps:g} fps for this speed", flush=True)
         if not args.wait:
             return 0
         _report(_wait_with_bar(client, new, req.kind))

@@ -124,22 +124,12 @@ def _drop_prev(obj) -> None:
         del obj[PREV]
 
 
-def apply_result(obj: bpy.types.Object, folder, rp: resample_plan.ResamplePlan, job_id: str,
-                 scene: bpy.types.Scene | None = None) -> None:
-    """Put the resampled result in ``folder`` (frames at ``rp.request``) on ``obj`` at
-    ``rp.scene_frames`` and reset its retime to identity; the old state stays recoverable."""
-    ri = info(obj)
-    if ri is None:
-        raise errors.Anim4DError(f"{obj.name}: not resamplable", "not_resamplable")
-    res = importer.open_result(folder)
-    if res.frame_count != len(rp.request):
-        raise errors.FormatError(f"{folder}: {res.frame_count} frames for "
-                                 f"{len(rp.request)} requested times")
-    repeat = retime.current_settings(obj).repeat
-    tmp = _build(obj, res, rp, job_id, scene or bpy.context.scene)
-    _drop_prev(obj)
-    snap = _snapshot(obj)
+def _swap_in(obj: bpy.types.Object, tmp: bpy.types.Object, snap: dict) -> None:
+    """Move the new frames of ``tmp`` onto ``obj`` (its PC2 file, or its mesh data with the
+    shape keys or splats, keeping ``obj``'s materials), note what to restore in ``snap`` and
+    delete ``tmp`` with what it made that nothing uses now."""
     made: list = []
+    garbage = None
     if obj.get("anim4d_time_kind") == plan.TIME_MESH_CACHE:
         path = tmp.modifiers[timecurve.CACHE_MODIFIER].filepath
         obj.modifiers[timecurve.CACHE_MODIFIER].filepath = path
@@ -155,25 +145,39 @@ def apply_result(obj: bpy.types.Object, folder, rp: resample_plan.ResamplePlan, 
         old.name, old.use_fake_user = f"{name}.pre_resample", True
         snap["data"] = old.name
         obj.data, new.name = new, name
-        garbage = None
-        gn, tgn = obj.modifiers.get(timecurve.GN_MODIFIER), tmp.modifiers.get(
-            timecurve.GN_MODIFIER)
-        if gn is not None and tgn is not None:
-            for n in GN_INPUTS:
-                gn[gn_gaussians.input_identifier(gn.node_group, n)] = tgn[
-                    gn_gaussians.input_identifier(tgn.node_group, n)]
-            tree = tgn.node_group
-            bpy.data.objects.remove(tmp)
-            tmp = None
-            if tree is not None and tree.users == 0:
-                bpy.data.node_groups.remove(tree)
-    if tmp is not None:
-        bpy.data.objects.remove(tmp)
+    gn, tgn = obj.modifiers.get(timecurve.GN_MODIFIER), tmp.modifiers.get(timecurve.GN_MODIFIER)
+    tree = None
+    if gn is not None and tgn is not None:
+        for n in GN_INPUTS:
+            gn[gn_gaussians.input_identifier(gn.node_group, n)] = tgn[
+                gn_gaussians.input_identifier(tgn.node_group, n)]
+        tree = tgn.node_group
+    bpy.data.objects.remove(tmp)
+    if tree is not None and tree.users == 0:
+        bpy.data.node_groups.remove(tree)
     if garbage is not None and garbage.users == 0:
         bpy.data.meshes.remove(garbage)
     for m in made:
         if m.users == 0:
             bpy.data.materials.remove(m)
+
+
+def apply_result(obj: bpy.types.Object, folder, rp: resample_plan.ResamplePlan, job_id: str,
+                 scene: bpy.types.Scene | None = None) -> None:
+    """Put the resampled result in ``folder`` (frames at ``rp.request``) on ``obj`` at
+    ``rp.scene_frames`` and reset its retime to identity; the old state stays recoverable."""
+    ri = info(obj)
+    if ri is None:
+        raise errors.Anim4DError(f"{obj.name}: not resamplable", "not_resamplable")
+    res = importer.open_result(folder)
+    if res.frame_count != len(rp.request):
+        raise errors.FormatError(f"{folder}: {res.frame_count} frames for "
+                                 f"{len(rp.request)} requested times")
+    repeat = retime.current_settings(obj).repeat
+    tmp = _build(obj, res, rp, job_id, scene or bpy.context.scene)
+    _drop_prev(obj)
+    snap = _snapshot(obj)
+    _swap_in(obj, tmp, snap)
     obj[PREV] = json.dumps(snap)
     render = (scene or bpy.context.scene).render
     start = float(rp.scene_frames[0])
