@@ -13,6 +13,8 @@ A result folder is self-describing: the add-on opens one with no backend. Fields
   per-frame ``.ply`` for Gaussians; optional ``pc2``). Protocol 1.1: ``sequences``, a list of
   mesh sequence files sharing ``frame_times`` (several creatures in one result), whose first entry
   is ``files.sequence`` (so a 1.0 reader still finds one); ``video`` (an ``.mp4``) for a video.
+- ``resample`` (1.1, optional): the kind that re-evaluates the result exactly at new times
+  (:mod:`shared.resample`); empty when it cannot be re-evaluated.
 - ``counts``: ``{"frames": T, "vertices": V, "faces": F}`` or ``{"frames": T, "gaussians": [...]}``.
 """
 
@@ -53,6 +55,10 @@ class Manifest:
     # Cameras of the views a result was made from (video.to4d): a list of {name,
     # world_to_camera (4x4, OpenCV axes, Y-up world), K (3x3, pixels), width, height}.
     cameras: list[dict[str, Any]] = field(default_factory=list)
+    # Protocol 1.1: how to re-evaluate this result exactly at new times (see shared.resample):
+    # {"kind", "source" (job id; "" = this job), "end" (seconds or null: any t >= 0),
+    # "times" (optional: the source second of each frame, when not frame_times)}; {} = cannot.
+    resample: dict[str, Any] = field(default_factory=dict)
 
     def validate(self, where: str = MANIFEST_NAME) -> None:
         if self.representation not in REPRESENTATIONS:
@@ -76,6 +82,9 @@ class Manifest:
                     f"is files.sequence, in a mesh_sequence result; got {seqs!r}")
         if self.representation == "video" and not isinstance(self.files.get("video"), str):
             raise FormatError(f"{where}: a video result needs files.video (an .mp4)")
+        if self.resample and not (isinstance(self.resample.get("kind"), str)
+                                  and self.resample["kind"]):
+            raise FormatError(f"{where}: resample must name its kind, got {self.resample!r}")
         if self.representation == "gaussian_sequence":
             frames = self.files.get("frames")
             if not isinstance(frames, list) or len(frames) != len(t):
@@ -115,6 +124,7 @@ class Manifest:
                 software_version=str(d.get("software_version", "")), schema=schema,
                 created=str(d.get("created", "")), extra=dict(d.get("extra") or {}),
                 cameras=list(d.get("cameras") or []),
+                resample=dict(d.get("resample") or {}),
             )
         except KeyError as err:
             raise FormatError(f"{where}: missing field {err.args[0]!r}") from None

@@ -209,6 +209,9 @@ class KindSpec:
     inputs: tuple[InputSpec, ...] = ()
     section: str = ""
     extra: dict = field(default_factory=dict)
+    #: Protocol 1.1: the kind that re-evaluates this kind's results exactly at new times
+    #: (``source`` job + ``times`` floats); "" when its results cannot be re-evaluated.
+    resample_kind: str = ""
 
     def param(self, name: str) -> ParamSpec:
         for p in self.params:
@@ -239,13 +242,16 @@ class KindSpec:
         return out
 
     def to_json(self) -> dict:
-        return {
+        d = {
             "name": self.name, "title": self.title, "description": self.description,
             "representation": self.representation, "section": self.section,
             "params": [p.to_json() for p in self.params],
             "inputs": [i.to_json() for i in self.inputs],
             "extra": dict(self.extra),
         }
+        if self.resample_kind:  # only when set: a kind without it reads as before
+            d["resample_kind"] = self.resample_kind
+        return d
 
     @classmethod
     def from_json(cls, d: dict) -> KindSpec:
@@ -256,6 +262,7 @@ class KindSpec:
             params=tuple(ParamSpec.from_json(p) for p in d.get("params", [])),
             inputs=tuple(InputSpec.from_json(i) for i in d.get("inputs", [])),
             section=str(d.get("section", "")), extra=dict(d.get("extra") or {}),
+            resample_kind=str(d.get("resample_kind") or ""),
         )
 
 

@@ -61,6 +61,8 @@ def cmd_kinds(args: argparse.Namespace) -> int:
         for p in kind.params:
             print(f"    --param {p.name}=...  {p.describe_accepted()}, default {p.default!r}"
                   f"{'  ' + p.help if p.help else ''}")
+        if kind.resample_kind:
+            print(f"    exact at new times: anim4d resample JOB (through {kind.resample_kind})")
     if hello.models:
         print("models (--param model=NAME):")
         for m in hello.models:

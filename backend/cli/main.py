@@ -90,6 +90,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="result folder to write (resumes if partial)")
     p.set_defaults(func=_lazy("client_cmds", "cmd_fetch"))
 
+    p = sub.add_parser("resample", help="re-evaluate a finished result exactly at new times "
+                       "(slow motion, a new fps)")
+    _client_args(p)
+    p.add_argument("id", help="the finished job (a unique prefix is enough)")
+    how = p.add_mutually_exclusive_group(required=True)
+    how.add_argument("--times", metavar="T,T,...", help="seconds of the source, increasing")
+    how.add_argument("--fps", type=float, help="the source's span sampled at this rate")
+    how.add_argument("--speed", type=float,
+                     help="play speed at the source's fps (0.25 = quarter speed)")
+    p.add_argument("--wait", action="store_true",
+                   help="wait with a progress bar (Ctrl-C cancels the job)")
+    p.add_argument("--out", help="with --wait: fetch the result into this folder")
+    p.set_defaults(func=_lazy("resample_cmds", "cmd_resample"))
+
     p = sub.add_parser("export", help="convert a result folder to other formats")
     p.add_argument("result", help="result folder (holds manifest.json)")
     p.add_argument("--format", required=True, choices=["pc2", "obj", "ply", "anime", "npz"])

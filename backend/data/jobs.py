@@ -1,5 +1,8 @@
 """Job kinds of the data module: bake an animated file, make a procedural creature.
 
+Both can be re-evaluated exactly at new times (``manifest.resample``): a procedural creature at
+any time, a glTF bake (without weld) within its clip; see :mod:`.resample_jobs`.
+
 Both write ``sequence.npz`` (through :func:`backend.jobs.api.mesh_result`) and report progress
 at every step, which is where cancellation lands. Other formats (PC2, OBJ, ...) are exports made
 from a result (``anim4d export``), so a fetched result folder is exactly what the server holds.
@@ -16,12 +19,14 @@ from shared.errors import FormatError, ParamError
 from shared.manifest import Manifest
 from shared.meshseq import MeshSequence
 from shared.params import InputSpec, KindSpec, ParamSpec
+from shared.resample import manifest_field
 
 from .procedural import GAITS, animate, cycle_seconds, make_creature
 from .readers import BakeConfig, read_sequence
 from .weld import weld
 
 BAKE_EXTENSIONS = (".glb", ".gltf", ".anime")
+GLTF_SUFFIXES = (".glb", ".gltf")
 MAX_SEED = 2**31 - 1
 
 BAKE_KIND = KindSpec(
@@ -41,7 +46,7 @@ BAKE_KIND = KindSpec(
                   help="Merge vertices split along seams (drops UVs; for training)"),
     ),
     inputs=(InputSpec("source", BAKE_EXTENSIONS, help="An animated .glb/.gltf or an .anime"),),
-    section="Bake sequence",
+    section="Bake sequence", resample_kind="sequence.resample",
 )
 
 PROCEDURAL_KIND = KindSpec(
@@ -61,7 +66,7 @@ PROCEDURAL_KIND = KindSpec(
         ParamSpec("legs", "int", 0, help="0 = from the seed, else an even count 2 to 8",
                   min=0, max=8),
     ),
-    section="Procedural creature",
+    section="Procedural creature", resample_kind="creature.procedural_resample",
 )
 
 
@@ -95,6 +100,13 @@ def run_bake(ctx: JobContext, params: dict, inputs: list[Path]) -> Manifest:
         if key in seq.meta:
             extra[key] = seq.meta[key]
     manifest = mesh_result(ctx, seq, BAKE_KIND.name, params, extra=extra)
+    if src.suffix.lower() in GLTF_SUFFIXES and not params["weld"]:
+        # a glTF is a function of time: keep it (server only) to sample it again exactly
+        from .resample_jobs import BAKE_SOURCE_KEY, keep_bake_source
+
+        manifest.extra[BAKE_SOURCE_KEY] = keep_bake_source(src, ctx.out_dir)
+        end = float(seq.meta.get("duration", seq.times[-1] - seq.times[0]))
+        manifest.resample = manifest_field(BAKE_KIND.resample_kind, end)
     ctx.progress("done", 1.0, f"{seq.frame_count} frames, {seq.vertex_count} vertices")
     return manifest
 
@@ -127,5 +139,6 @@ def run_procedural(ctx: JobContext, params: dict, inputs: list[Path]) -> Manifes
              "cycle_seconds": cycle_seconds(creature, gait), "facing": "+Z"}
     manifest = mesh_result(ctx, seq, PROCEDURAL_KIND.name, params, seed=seed, units="meters",
                            extra=extra)
+    manifest.resample = manifest_field(PROCEDURAL_KIND.resample_kind, None)  # any t >= 0
     ctx.progress("done", 1.0, f"{frames} frames, {seq.vertex_count} vertices")
     return manifest

@@ -54,6 +54,7 @@ def builtin_kinds(debug: bool = False, models: ModelRegistry | None = None) -> d
     only when it has at least one model.
     """
     from backend.data import jobs as data_jobs
+    from backend.data import resample_jobs
     from backend.methods.dnf import jobs as dnf_jobs
     from backend.methods.ds4d import jobs as ds4d_jobs
     from backend.models import discover_models
@@ -62,6 +63,7 @@ def builtin_kinds(debug: bool = False, models: ModelRegistry | None = None) -> d
     kinds = [
         JobKind(data_jobs.PROCEDURAL_KIND, "backend.data.jobs:run_procedural"),
         JobKind(data_jobs.BAKE_KIND, "backend.data.jobs:run_bake"),
+        *(JobKind(spec, f"backend.data.resample_jobs:{fn}") for spec, fn in resample_jobs.KINDS),
         # DS4D needs no model: without DINOv2 weights it uses the weight-free descriptor
         JobKind(ds4d_jobs.TO4D_KIND, "backend.methods.ds4d.jobs:run_to4d"),
         JobKind(ds4d_jobs.RESAMPLE_KIND, "backend.methods.ds4d.jobs:run_resample"),

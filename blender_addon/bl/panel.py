@@ -6,7 +6,7 @@ import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty
 
 from ..core.retime_plan import EASE_PRESETS, REPEAT_MODES
-from . import kind_props, prefs, retime
+from . import kind_props, prefs, resample, resample_ops, retime
 from .runtime import RT
 
 
@@ -161,6 +161,11 @@ class ANIM4D_PT_retime(_Base, bpy.types.Panel):
         layout.prop(settings, "reverse")
         layout.prop(settings, "ease")
         layout.operator("anim4d.retime")
+        obj = context.active_object
+        if resample_ops.backend_kind(obj) is not None:  # exact frames from the source
+            layout.operator("anim4d.resample", icon="FILE_REFRESH")
+        if obj.get(resample.PREV):
+            layout.operator("anim4d.resample_revert", icon="LOOP_BACK")
 
 
 def _wrap(text: str, width: int) -> list[str]:

@@ -113,7 +113,12 @@ class Runtime:
                 self._stream(event.job_id).feed(event.data)
             elif event.type == "fetched":
                 self._finish_import(event.job_id, Path(event.data))
-            elif event.type == "job" and event.data.state == "done":
+            elif event.type == "resampled":
+                from .resample_ops import finish_event
+
+                self.notices.append(finish_event(event.job_id, event.data))
+            elif event.type == "job" and event.data.state == "done" and (
+                    event.command != "resample"):  # a resample replaces an object's frames
                 row = self.state.job(event.job_id)
                 if (prefs.get().import_when_done and event.job_id not in self.imported
                         and not row.importing and not row.imported):

@@ -14,6 +14,7 @@ try:
         params,
         pc2,
         protocol,
+        resample,
         results,
         stream,
     )
@@ -27,9 +28,10 @@ except ImportError:  # development tree and tests
         params,
         pc2,
         protocol,
+        resample,
         results,
         stream,
     )
 
 __all__ = ["errors", "gaussians", "gsply", "manifest", "meshseq", "params", "pc2", "protocol",
-           "results", "stream"]
+           "resample", "results", "stream"]

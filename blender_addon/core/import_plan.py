@@ -141,6 +141,8 @@ class ResultMeta:
     source: str = ""
     sequence: int = 0
     sequence_count: int = 1
+    #: ``manifest.resample`` (protocol 1.1): how the result can be re-evaluated; {} = it cannot
+    resample: dict[str, Any] = field(default_factory=dict)
 
     def to_props(self) -> dict[str, Any]:
         """Flat ``anim4d_*`` custom properties (params as JSON text, times as a float list)."""
@@ -154,6 +156,7 @@ class ResultMeta:
             "anim4d_source_fps": float(self.fps),
             "anim4d_source": self.source,
             "anim4d_sequence": int(self.sequence),
+            "anim4d_resample": json.dumps(self.resample, sort_keys=True) if self.resample else "",
         }
 
 
@@ -191,6 +194,7 @@ def meta_from_manifest(manifest: Any, source: str = "") -> ResultMeta:
         representation=str(m.get("representation", "")), params=dict(m.get("params") or {}),
         seed=m.get("seed"), times=[float(t) for t in m.get("frame_times", [])],
         fps=float(m.get("fps", 0.0) or 0.0), source=source,
+        resample=dict(m.get("resample") or {}),
     )
 
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from ._shared import errors
 
-CommandName = str  # hello, ping, jobs, submit, wait, cancel, fetch, delete, stop
+CommandName = str  # hello, ping, jobs, submit, wait, cancel, fetch, resample, delete, stop
 
 
 @dataclass
@@ -39,7 +39,8 @@ class Event:
     ``type``: ``hello`` (data: HelloInfo), ``pong`` (round-trip seconds), ``jobs`` (list of
     JobInfo), ``submitted`` (JobInfo-like dict), ``progress`` (ProgressInfo), ``job`` (JobInfo,
     e.g. after a cancel or a wait), ``preview`` (PreviewInfo: a running job's latest state),
-    ``chunk`` (a result chunk), ``fetched`` (result folder Path),
+    ``chunk`` (a result chunk), ``fetched`` (result folder Path), ``resampled`` ({folder,
+    context}: a resample job fetched for an object),
     ``deleted``, ``error`` (data: message text; ``code``: the error's code).
     """
 
@@ -207,6 +208,28 @@ class Worker:
         path = self.client().fetch(
             job_id, out_dir, on_chunk=lambda c: emit(Event("chunk", job_id, c, command="fetch")))
         emit(Event("fetched", job_id, Path(path), command="fetch"))
+
+    def _cmd_resample(self, emit, kind: str, params: dict, out_root: str,
+                      context: Any = None) -> None:
+        """Submit a resample job, follow it, fetch it (no streamed import: the frames replace
+        an object's, on the main thread) and emit ``resampled`` with the folder and
+        ``context`` (the caller's, handed back untouched)."""
+        client = self.client()
+        job_id = client.submit(kind, params, [])
+        emit(Event("submitted", job_id, {"id": job_id, "kind": kind, "params": params},
+                   command="resample"))
+        info = client.wait(
+            job_id, on_progress=lambda p: emit(Event("progress", job_id, p, command="resample")),
+            cancel=lambda: job_id in self._cancel_requested)
+        emit(Event("job", job_id, info, command="resample"))
+        if info.state != "done":
+            err = info.error or {}
+            raise errors.JobError(f"resample job {job_id[:12]} {info.state}: "
+                                  f"{err.get('message', 'no reason given')}",
+                                  err.get("code", "job_failed"))
+        path = client.fetch(job_id, str(Path(out_root) / job_id))
+        emit(Event("resampled", job_id, {"folder": Path(path), "context": context},
+                   command="resample"))
 
     def _cmd_delete(self, emit, job_id: str) -> None:
         self.client().delete(job_id)

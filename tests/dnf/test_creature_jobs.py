@@ -47,6 +47,9 @@ def test_hello_offers_creature_kinds_for_models_with_a_generator(server):
     assert hello.kind("creature.resample").param("source").type == "job"
     assert hello.kind("creature.resample").param("times").type == "floats"
     assert hello.kind("creature.blend").param("mode").choices == ("morph", "mix", "transfer")
+    for kind in ("creature.sample", "creature.animate_mesh", "creature.resample"):
+        assert hello.kind(kind).resample_kind == "creature.resample"
+    assert hello.kind("creature.blend").resample_kind == ""  # no coefficients of its own
 
 
 def test_sample_returns_n_creatures_with_coefficients(sampled):
@@ -54,6 +57,8 @@ def test_sample_returns_n_creatures_with_coefficients(sampled):
     assert res.sequence_count == 2
     assert res.manifest.files["coefficients"] == "coefficients.safetensors"
     assert res.manifest.seed == 1 and res.manifest.frame_times[-1] == pytest.approx(0.5)
+    assert res.manifest.resample == {"kind": "creature.resample", "source": "",
+                                     "end": pytest.approx(0.5)}
     a, b = res.mesh_sequence(0), res.mesh_sequence(1)
     assert a.frame_count == 6 and np.isfinite(a.vertices).all()
     assert not np.array_equal(a.vertices[-1], b.vertices[-1])
@@ -71,6 +76,8 @@ def test_resample_at_4x_keeps_the_original_frames(server, sampled, tmp_path):
                                               "times": times.tolist()})
     res = _done(server, job, tmp_path, "rs")
     assert res.sequence_count == 2
+    assert res.manifest.resample["source"] == src_job  # resampled again: from the source
+    assert res.manifest.resample["times"] == pytest.approx(times)
     for i in range(2):
         orig, new = src.mesh_sequence(i), res.mesh_sequence(i)
         assert np.array_equal(orig.faces, new.faces)

@@ -70,6 +70,8 @@ def test_cli_tiny_job_then_resample_reproduces_it_exactly(served, tmp_path):
     assert "cancelled_at_step" not in m.extra and m.extra["features"] == "descriptor"
     assert m.extra["gaussians_correspond"] is True
     assert not (out / ds4d_jobs.STATE_FILE).exists()  # the state stays on the server
+    assert m.resample == {"kind": "video.resample", "source": "",
+                          "end": pytest.approx(m.extra["duration_s"])}
 
     job_id = m.job_id
     mid = [(a + b) / 2 for a, b in zip(m.frame_times, m.frame_times[1:], strict=False)]
@@ -83,6 +85,7 @@ def test_cli_tiny_job_then_resample_reproduces_it_exactly(served, tmp_path):
     assert info.state == "failed" and "past the clip's end" in info.error["message"]
     res = _frames(tmp_path / "again")
     assert res.frame_count == len(both)
+    assert read_manifest(tmp_path / "again").resample["times"] == pytest.approx(both)
     np.testing.assert_array_equal(res.times[::2], seq.times)
     for a, b in zip(seq.frames, res.frames[::2], strict=True):
         for name in ARRAYS:

@@ -36,6 +36,7 @@ from shared.errors import JobError, ParamError
 from shared.manifest import Manifest
 from shared.meshseq import MeshSequence
 from shared.params import InputSpec, KindSpec, ParamSpec
+from shared.resample import manifest_field
 
 log = logging.getLogger("anim4d.dnf")
 SAMPLE, ANIMATE, RESAMPLE, BLEND = ("creature.sample", "creature.animate_mesh",
@@ -77,7 +78,7 @@ def spec(kind: str, names: Sequence[str]) -> KindSpec:
                         description="Sample new animated creatures from a DNF generator",
                         params=(m, ParamSpec("n", "int", 1, help="How many creatures", min=1,
                                              max=16), *_timing(), _SEED, _STEPS, _RES),
-                        section="Creatures")
+                        section="Creatures", resample_kind=RESAMPLE)
     if kind == ANIMATE:
         return KindSpec(ANIMATE, "Animate my mesh", representation="mesh_sequence",
                         description="Fit a DNF shape to your mesh, sample a motion for it and "
@@ -87,7 +88,7 @@ def spec(kind: str, names: Sequence[str]) -> KindSpec:
                                           "preset's", min=0, max=100_000)),
                         inputs=(InputSpec("mesh", MESH_TYPES, help="The mesh to animate (rest "
                                           "pose)"),),
-                        section="Creatures")
+                        section="Creatures", resample_kind=RESAMPLE)
     if kind == RESAMPLE:
         return KindSpec(RESAMPLE, "Resample creature", representation="mesh_sequence",
                         description="A finished creature at new times, from its coefficients "
@@ -97,7 +98,7 @@ def spec(kind: str, names: Sequence[str]) -> KindSpec:
                                 ParamSpec("times", "floats", (0.0,), help="Seconds from the "
                                           "start, within the source's duration", min=0.0,
                                           max=1e4, max_items=10_000)),
-                        section="Creatures")
+                        section="Creatures", resample_kind=RESAMPLE)
     if kind == BLEND:
         return KindSpec(BLEND, "Blend creatures", representation="mesh_sequence",
                         description="Morph one sampled creature into another, mix them, or put "
@@ -165,6 +166,7 @@ def _coeff_result(ctx, seqs, kind, params, creatures, **kw) -> Manifest:
     creatures.save(ctx.out_dir / COEFF_FILE)
     manifest = mesh_sequences_result(ctx, seqs, kind, params, **kw)
     manifest.files["coefficients"] = COEFF_FILE
+    manifest.resample = manifest_field(RESAMPLE, manifest.frame_times[-1])
     return manifest
 
 
@@ -270,10 +272,12 @@ def run_resample(ctx: JobContext, params: dict, inputs: list[Path]) -> Manifest:
         v = to_output(animate(model, cr.stage, cr.canonical[i], cr.shapes[i], cr.motions[i],
                               cr.motion_fps, times), cr.transforms[i])
         seqs.append(MeshSequence(v, base.faces, times, base.uvs, base.colors, base.name))
-    return mesh_sequences_result(ctx, seqs, RESAMPLE, params, seed=src.manifest.seed,
-                                 checkpoint_sha256=model.sha256,
-                                 extra={"source_job": params["source"],
-                                        "motion_fps": cr.motion_fps})
+    manifest = mesh_sequences_result(ctx, seqs, RESAMPLE, params, seed=src.manifest.seed,
+                                     checkpoint_sha256=model.sha256,
+                                     extra={"source_job": params["source"],
+                                            "motion_fps": cr.motion_fps})
+    manifest.resample = manifest_field(RESAMPLE, dur, source=params["source"], times=times)
+    return manifest
 
 
 def run_blend(ctx: JobContext, params: dict, inputs: list[Path]) -> Manifest:

@@ -29,6 +29,7 @@ from shared.errors import JobError, ParamError
 from shared.gaussians import GaussianResultWriter
 from shared.manifest import Manifest
 from shared.params import InputSpec, KindSpec, ParamSpec
+from shared.resample import manifest_field
 
 from .video_io import IMAGE_SUFFIXES, VIDEO_SUFFIXES, natural_key
 
@@ -62,7 +63,7 @@ TO4D_KIND = KindSpec(
     inputs=(InputSpec("video", VIDEO_SUFFIXES + IMAGE_SUFFIXES, multiple=True,
                       help="The clip: one video, or the frames of an image sequence (in "
                            "natural name order); RGBA, or RGB on a plain background"),),
-    section="DS4D",
+    section="DS4D", resample_kind=RESAMPLE,
 )
 
 RESAMPLE_KIND = KindSpec(
@@ -74,7 +75,7 @@ RESAMPLE_KIND = KindSpec(
         ParamSpec("times", "floats", (0.0,), help="Seconds from the clip's first frame, "
                   "increasing, within the clip", min=0.0, max=1e6, max_items=10_000),
     ),
-    section="DS4D",
+    section="DS4D", resample_kind=RESAMPLE,
 )
 
 
@@ -199,6 +200,7 @@ def run_to4d(ctx: JobContext, params: dict, inputs: list[Path]) -> Manifest:
                                                  [float(s) for s in seconds],
                                                  "clip_times": times})
     manifest = _write(ctx, frames, seconds, TO4D, params, extra, cameras, cfg.seed)
+    manifest.resample = manifest_field(RESAMPLE, duration)
     ctx.sink("done", 1.0, f"{len(frames)} frames, {frames[0].count} Gaussians"
              + (f" (cancelled at step {result.cancelled_at_step})"
                 if result.cancelled_at_step is not None else ""))
@@ -237,5 +239,7 @@ def run_resample(ctx: JobContext, params: dict, inputs: list[Path]) -> Manifest:
     extra["gaussians_correspond"] = True
     manifest = _write(ctx, frames, seconds, RESAMPLE, params, extra,
                       list(getattr(src.manifest, "cameras", []) or []), None)
+    manifest.resample = manifest_field(RESAMPLE, duration, source=params["source"],
+                                       times=seconds)
     ctx.progress("done", 1.0, f"{len(frames)} frames")
     return manifest
