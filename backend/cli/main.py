@@ -101,6 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_dnf_commands(sub)
 
+    from backend.cli.render_cmds import add_render_command
+
+    add_render_command(sub)
+
     p = sub.add_parser("demo", help="run the demo: embedded backend, one procedural creature")
     p.add_argument("--out", default="out/demo", help="where the result goes (default %(default)s)")
     p.add_argument("--seed", type=int, default=7)
