@@ -64,8 +64,10 @@ def run_render_video(ctx: JobContext, params: dict, inputs: list[Path]) -> Manif
     options = options_from_params(params)
     work = ctx.work_dir / "render"
     try:
-        [outcome] = render_results([source], work, options, on_progress=ctx.progress,
-                                   cancelled=ctx.cancelled)
+        [outcome] = render_results(  # every event counts: a stage or a frame done
+            [source], work, options, cancelled=ctx.cancelled,
+            on_progress=lambda stage, fraction, message: ctx.progress(stage, fraction, message,
+                                                                      force=True))
     except RenderCancelled:
         raise JobCancelled(ctx.job_id) from None
     if not outcome.ok:
