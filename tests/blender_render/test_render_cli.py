@@ -84,8 +84,10 @@ def test_mp4_opens_with_the_right_frame_count_and_size(rendered, name):
         assert (stream.codec_context.width, stream.codec_context.height) == (64, 64)
         decoded = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
     assert len(decoded) == FRAMES[name]
-    # the video shows the frames: its first frame matches the first PNG over grey (H.264 is
-    # lossy, and this is 64 x 64: compare the mean colour)
-    png = frames_of(out, name)[0]
-    over_grey = png[..., :3] * png[..., 3:] + 0.5 * (1.0 - png[..., 3:])
-    assert np.abs(decoded[0] / 255.0 - over_grey).mean() < 0.05
+    # the video shows the frames, in order: each decoded frame is within 0.03 (mean absolute
+    # difference; measured at most 0.024, H.264 at 64 x 64 being lossy) of its PNG over grey,
+    # and nearer its own PNG than the next one; grey alone is 0.036 to 0.072 away
+    over_grey = [p[..., :3] * p[..., 3:] + 0.5 * (1.0 - p[..., 3:]) for p in frames_of(out, name)]
+    dist = np.array([[np.abs(d / 255.0 - g).mean() for g in over_grey] for d in decoded])
+    assert dist.diagonal().max() < 0.03
+    assert np.all(dist.diagonal()[:-1] < dist.diagonal(1))

@@ -11,8 +11,11 @@ from pathlib import Path
 import av
 import pytest
 from conftest import requires_bpy
+from results_for_render import write_mesh_result
 
 from backend.blender_render.job import RENDER_KIND
+from backend.blender_render.options import RenderOptions
+from backend.blender_render.run import RenderCancelled, render_results
 from backend.jobs.registry import JobKind, builtin_kinds, debug_kinds
 from backend.server.embedded import EmbeddedServer
 from blender_addon.core.client import Client
@@ -26,7 +29,9 @@ CEILING = 300.0  # catches a hang only
 def client(tmp_path):
     kinds = {**debug_kinds(),
              RENDER_KIND.name: JobKind(RENDER_KIND, "backend.blender_render.job:run_render_video")}
-    with EmbeddedServer(tmp_path / "data", kinds=kinds, cancel_grace_s=10.0,
+    # a long cancel grace: the render must stop because the job saw the cancel, not because
+    # the server killed its worker
+    with EmbeddedServer(tmp_path / "data", kinds=kinds, cancel_grace_s=120.0,
                         heartbeat_s=0.3) as server, Client(server.address, timeout=60) as c:
         yield c
 
@@ -62,30 +67,57 @@ def test_render_a_finished_job_to_a_video_result(client, tmp_path):
     assert (res.folder / m.files["still"]).stat().st_size > 0
 
 
-def render_processes() -> list[int]:
-    """Pids of render subprocesses still alive (children of the server's job workers)."""
+def render_processes(parent: int | None = None) -> list[int]:
+    """Pids of render subprocesses still alive (of ``parent`` only, if given)."""
     out = []
     for entry in Path("/proc").iterdir():
         try:
             cmd = (entry / "cmdline").read_bytes().split(b"\0")
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except (OSError, IndexError):
+            state, ppid = (entry / "stat").read_text().rsplit(")", 1)[1].split()[:2]
+        except (OSError, IndexError, ValueError):
             continue
-        if b"backend.blender_render" in cmd and state != "Z" and int(entry.name) != os.getpid():
+        if (b"backend.blender_render" in cmd and state != "Z" and int(entry.name) != os.getpid()
+                and parent in (None, int(ppid))):
             out.append(int(entry.name))
     return out
 
 
 @pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="needs /proc")
-def test_cancel_stops_the_render(client):
-    source = source_job(client, frames=40)
+def test_cancel_stops_the_render(client, tmp_path):
+    source = source_job(client, frames=48)
     before = set(render_processes())
     job = client.submit("render.video", {"source": source, "resolution": 96, "samples": 64})
+    pngs = tmp_path / "data" / "jobs" / job / "work" / "render"
     end = time.monotonic() + CEILING
     while not (client.job(job).message or "").startswith("frame"):  # a frame is out
         assert time.monotonic() < end and client.job(job).state in ("queued", "running")
         time.sleep(0.05)
     assert set(render_processes()) - before, "no render subprocess found while rendering"
     client.cancel(job)
-    assert client.wait(job, timeout=CEILING).state == "cancelled"
+    most = 0  # frames on disk while the job winds down (its work folder goes when it ends)
+    while client.job(job).state == "running":
+        assert time.monotonic() < end
+        most = max(most, len(list(pngs.glob("*/frame_*.png"))))
+        time.sleep(0.05)
+    assert client.job(job).state == "cancelled"
+    assert most < 48, "the render went on to the last frame after the cancel"
     assert set(render_processes()) - before == set()
+
+
+@pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="needs /proc")
+def test_render_results_stops_its_subprocess_when_cancelled(tmp_path):
+    """The API itself (no server, whose worker exit would also end the render): a cancel
+    raises RenderCancelled and leaves no render running."""
+    folder = write_mesh_result(tmp_path / "m", frames=48, vertices=40, fps=24.0)
+    seen: list[list[int]] = []
+
+    def progress(stage: str, fraction: float, message: str) -> None:
+        if message.startswith("frame") and not seen:
+            seen.append(render_processes(os.getpid()))
+
+    with pytest.raises(RenderCancelled, match="m: render cancelled"):
+        render_results([folder], tmp_path / "out", RenderOptions(resolution=96, samples=64),
+                       on_progress=progress, cancelled=lambda: bool(seen))
+    assert seen and seen[0], "no render subprocess found while rendering"
+    assert render_processes(os.getpid()) == []
+    assert len(list((tmp_path / "out" / "m").glob("frame_*.png"))) < 48
