@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from results_for_render import blob_sequence, write_blob_result, write_mesh_result
+from blender_render_helpers import blob_sequence, write_blob_result, write_mesh_result
 
 from backend.blender_render import framing
 from shared.errors import ParamError

@@ -11,9 +11,8 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from conftest import requires_bpy
+from blender_render_helpers import requires_bpy, write_blob_result, write_mesh_result
 from PIL import Image
-from results_for_render import write_blob_result, write_mesh_result
 
 pytestmark = [requires_bpy, pytest.mark.blender]
 

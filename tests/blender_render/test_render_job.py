@@ -3,19 +3,15 @@ parameter), a ``video`` result comes out, with progress per frame; a cancel stop
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from pathlib import Path
 
 import av
 import pytest
-from conftest import requires_bpy
-from results_for_render import write_mesh_result
+from blender_render_helpers import render_processes, requires_bpy
 
 from backend.blender_render.job import RENDER_KIND
-from backend.blender_render.options import RenderOptions
-from backend.blender_render.run import RenderCancelled, render_results
 from backend.jobs.registry import JobKind, builtin_kinds, debug_kinds
 from backend.server.embedded import EmbeddedServer
 from blender_addon.core.client import Client
@@ -67,21 +63,6 @@ def test_render_a_finished_job_to_a_video_result(client, tmp_path):
     assert (res.folder / m.files["still"]).stat().st_size > 0
 
 
-def render_processes(parent: int | None = None) -> list[int]:
-    """Pids of render subprocesses still alive (of ``parent`` only, if given)."""
-    out = []
-    for entry in Path("/proc").iterdir():
-        try:
-            cmd = (entry / "cmdline").read_bytes().split(b"\0")
-            state, ppid = (entry / "stat").read_text().rsplit(")", 1)[1].split()[:2]
-        except (OSError, IndexError, ValueError):
-            continue
-        if (b"backend.blender_render" in cmd and state != "Z" and int(entry.name) != os.getpid()
-                and parent in (None, int(ppid))):
-            out.append(int(entry.name))
-    return out
-
-
 @pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="needs /proc")
 def test_cancel_stops_the_render(client, tmp_path):
     source = source_job(client, frames=48)
@@ -103,21 +84,3 @@ def test_cancel_stops_the_render(client, tmp_path):
     assert most < 48, "the render went on to the last frame after the cancel"
     assert set(render_processes()) - before == set()
 
-
-@pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="needs /proc")
-def test_render_results_stops_its_subprocess_when_cancelled(tmp_path):
-    """The API itself (no server, whose worker exit would also end the render): a cancel
-    raises RenderCancelled and leaves no render running."""
-    folder = write_mesh_result(tmp_path / "m", frames=48, vertices=40, fps=24.0)
-    seen: list[list[int]] = []
-
-    def progress(stage: str, fraction: float, message: str) -> None:
-        if message.startswith("frame") and not seen:
-            seen.append(render_processes(os.getpid()))
-
-    with pytest.raises(RenderCancelled, match="m: render cancelled"):
-        render_results([folder], tmp_path / "out", RenderOptions(resolution=96, samples=64),
-                       on_progress=progress, cancelled=lambda: bool(seen))
-    assert seen and seen[0], "no render subprocess found while rendering"
-    assert render_processes(os.getpid()) == []
-    assert len(list((tmp_path / "out" / "m").glob("frame_*.png"))) < 48

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from results_for_render import write_mesh_result
+from blender_render_helpers import write_mesh_result
 
 from backend.blender_render.options import RenderOptions, parse_frames
 from backend.blender_render.run import plan_tasks

@@ -34,7 +34,7 @@ def probe(argv: list[str]) -> dict:
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["submit", "--help"], ["serve", "--help"],
-                                  ["fetch", "--help"]])
+                                  ["fetch", "--help"], ["render", "--help"]])
 def test_help_imports_nothing_heavy(argv):
     got = probe(argv)
     assert "usage: anim4d" in got["help"]
