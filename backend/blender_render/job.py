@@ -71,8 +71,10 @@ def run_render_video(ctx: JobContext, params: dict, inputs: list[Path]) -> Manif
     except RenderCancelled:
         raise JobCancelled(ctx.job_id) from None
     if not outcome.ok:
-        message = outcome.error.replace(str(source), f"the result of job {params['source']}")
-        raise JobError(message.replace(f"{outcome.name}: ", f"job {params['source']}: ", 1))
+        message = outcome.error.removeprefix(f"{outcome.name}: ")
+        for path in {str(source.resolve()), str(source)}:  # clients see job ids, not paths
+            message = message.replace(path, f"the result of job {params['source']}")
+        raise JobError(message)
     ctx.out_dir.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(outcome.video, ctx.out_dir / VIDEO_NAME)
     shutil.copyfile(outcome.frames[len(outcome.frames) // 2], ctx.out_dir / STILL_NAME)

@@ -122,7 +122,7 @@ def render_results(folders: list[Path], out_dir: Path, options: RenderOptions | 
     tasks, failed = plan_tasks([Path(f) for f in folders], Path(out_dir), options)
     weights = [_frame_count(t) for t in tasks]
     total = float(sum(weights)) or 1.0
-    outcomes: dict[str, RenderOutcome] = {o.name: o for o in failed}
+    done: dict[str, RenderOutcome] = {}
     before = 0.0
     for i, (task, weight) in enumerate(zip(tasks, weights, strict=True)):
         label = f"{task.name} ({i + 1}/{len(tasks)})"
@@ -131,11 +131,14 @@ def render_results(folders: list[Path], out_dir: Path, options: RenderOptions | 
                           _label=label) -> None:
             report(f"{_label}: {stage}", (_b + frac * _w) / total, message)
 
-        outcomes[task.name] = run_task(task, task_progress, cancelled, python)
+        done[task.name] = run_task(task, task_progress, cancelled, python)
         before += weight
-    report("done", 1.0, f"{sum(o.ok for o in outcomes.values())} of {len(outcomes)} rendered")
-    order = ([GRID_NAME] if options.grid else []) + result_names([Path(f) for f in folders])
-    return [outcomes[n] for n in order if n in outcomes]
+    rendered = sum(o.ok for o in done.values())
+    report("done", 1.0, f"{rendered} of {len(done) + len(failed)} rendered")
+    if options.grid:
+        return [*done.values(), *failed]
+    by_name = {**done, **{o.name: o for o in failed}}  # names are distinct without a grid
+    return [by_name[n] for n in result_names([Path(f) for f in folders])]
 
 
 def _stop(proc: subprocess.Popen) -> None:

@@ -61,6 +61,11 @@ def test_render_a_finished_job_to_a_video_result(client, tmp_path):
         assert container.streams.video[0].codec_context.width == 32
         assert sum(1 for _ in container.decode(video=0)) == 6
     assert (res.folder / m.files["still"]).stat().st_size > 0
+    # a video is no source for another render: the job fails saying so, naming no server path
+    again = client.wait(client.submit("render.video", {"source": job}), timeout=CEILING)
+    assert again.state == "failed"
+    assert again.error["message"].startswith(f"the result of job {job}: is already a video")
+    assert "/jobs/" not in again.error["message"]
 
 
 @pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="needs /proc")
