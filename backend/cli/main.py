@@ -115,6 +115,32 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_dnf_commands(sub)
 
+    from backend.cli.render_cmds import add_render_command, add_render_options
+
+    add_render_command(sub)
+
+    p = sub.add_parser(
+        "batch", help="run one job kind over seeds or inputs, render each, index them",
+        description="Submit KIND once per seed and/or input file, wait for all under one bar, "
+                    "fetch each into DIR/results/<item>, render each into DIR/renders, and write "
+                    "DIR/index.json and DIR/index.html (a contact sheet with a still, the video, "
+                    "and the command that remakes each). A failed item is recorded; the others "
+                    "go on. Exit status 1 when any failed.")
+    _client_args(p)
+    p.add_argument("kind", help="job kind, e.g. creature.sample (see `anim4d kinds`)")
+    p.add_argument("--seeds", metavar="SEEDS", help="seeds: 1..8, 3,7,11 or a mix (1..3,10)")
+    p.add_argument("--inputs", nargs="+", metavar="FILE", help="one job per input file")
+    p.add_argument("--param", nargs="+", default=[], metavar="K=V",
+                   help="parameters shared by every job")
+    p.add_argument("--out", required=True, metavar="DIR", help="batch folder")
+    p.add_argument("--embedded", action="store_true",
+                   help="run the jobs on a backend started for this batch, not on --server")
+    p.add_argument("--workers", type=int, default=1,
+                   help="with --embedded: jobs run at once (default %(default)s)")
+    p.add_argument("--no-render", action="store_true", help="fetch and index only")
+    add_render_options(p, grid=False)
+    p.set_defaults(func=_lazy("batch_cmds", "cmd_batch"))
+
     p = sub.add_parser("demo", help="run the demo: embedded backend, one generated creature, "
                                      "rendered to a turntable MP4")
     p.add_argument("--out", default="out/demo",

@@ -77,6 +77,7 @@ def builtin_kinds(debug: bool = False, models: ModelRegistry | None = None) -> d
         kinds += _creature_kinds(dnf)
     else:
         log.warning("no dnf model found: the dnf.* kinds are not offered")
+    kinds += _render_kinds()
     out = {k.name: k for k in kinds}
     if debug:
         out.update(debug_kinds())
@@ -96,6 +97,19 @@ def _creature_kinds(dnf: list) -> list[JobKind]:
                cj.RESAMPLE: "run_resample", cj.BLEND: "run_blend"}
     return [JobKind(spec, f"backend.methods.dnf.creature_jobs:{runners[name]}", folders)
             for name, spec in cj.kind_specs(gen).items()]
+
+
+def _render_kinds() -> list[JobKind]:
+    """``render.video`` where this Python has ``bpy`` (the render runs in a subprocess)."""
+    from backend.blender_render.run import bpy_missing
+
+    why = bpy_missing()
+    if why:
+        log.warning("render.video is not offered: %s", why)
+        return []
+    from backend.blender_render.job import RENDER_KIND
+
+    return [JobKind(RENDER_KIND, "backend.blender_render.job:run_render_video")]
 
 
 def debug_kinds() -> dict[str, JobKind]:

@@ -34,7 +34,8 @@ def probe(argv: list[str]) -> dict:
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["submit", "--help"], ["serve", "--help"],
-                                  ["fetch", "--help"], ["resample", "--help"]])
+                                  ["fetch", "--help"], ["resample", "--help"],
+                                  ["render", "--help"], ["batch", "--help"]])
 def test_help_imports_nothing_heavy(argv):
     got = probe(argv)
     assert "usage: anim4d" in got["help"]
