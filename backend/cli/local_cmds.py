@@ -104,7 +104,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         raise Anim4DError(f"the demo renders with Blender's Python module: {why} "
                           "(`make demo` installs it; or pass --no-render)", "missing_bpy")
     options = RenderOptions(resolution=args.resolution, samples=args.samples,
-                            camera="turntable", blend=True, denoise=False)
+                            camera="turntable", blend=True, denoise=True)
     t0 = time.perf_counter()
     for mine in (out / "creature", out / "render"):  # only what an earlier demo wrote
         if mine.exists():
