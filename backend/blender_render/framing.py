@@ -206,8 +206,8 @@ class LightSpec:
 
 
 # (name, azimuth relative to the camera, elevation, power per squared metre of distance)
-THREE_POINT = (("key", -40.0, 45.0, 7.0), ("fill", 55.0, 20.0, 2.5),
-               ("rim", 170.0, 50.0, 9.0))
+THREE_POINT = (("key", -40.0, 45.0, 8.0), ("fill", 55.0, 20.0, 2.5),
+               ("rim", 170.0, 50.0, 6.0))
 
 
 def three_point_lights(bounds: Bounds, camera_azimuth: float = FIXED_AZIMUTH
