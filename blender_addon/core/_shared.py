@@ -33,5 +33,5 @@ except ImportError:  # development tree and tests
         stream,
     )
 
-__all__ = ["cameras", "errors", "gaussians", "gsply", "manifest", "meshseq", "params", "pc2", "protocol",
-           "results", "stream"]
+__all__ = ["cameras", "errors", "gaussians", "gsply", "manifest", "meshseq", "params", "pc2",
+           "protocol", "results", "stream"]

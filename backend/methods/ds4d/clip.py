@@ -25,7 +25,6 @@ from shared.errors import FormatError, ParamError
 from .keying import NAMED_BACKGROUNDS, KeyConfig, key_frames
 from .video_io import RawFrames, Source, read_frames
 
-
 #: Where the object's mask comes from (the ``background`` parameter of ``video.to4d``).
 BACKGROUNDS = ("auto", "alpha", "mask", *NAMED_BACKGROUNDS)
 
