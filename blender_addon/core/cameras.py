@@ -99,7 +99,7 @@ def intrinsics(cam: BlenderCamera) -> np.ndarray:
         fit = "HORIZONTAL" if ax * W >= ay * H else "VERTICAL"
         sensor = cam.sensor_width  # Blender: AUTO always uses the sensor width
     else:
-        sensor = cam.sensor_width  # Blender: AUTO always uses the sensor width
+        sensor = cam.sensor_width if fit == "HORIZONTAL" else cam.sensor_height
     span = W if fit == "HORIZONTAL" else ycor * H
     f = cam.lens / sensor * span
     return np.array([[f, 0.0, W / 2 - cam.shift_x * span],
