@@ -7,6 +7,16 @@
   manifest's ``cameras`` list the views' cameras (``input`` first) in the result's Y-up frame;
   ``extra.state_file`` names the trained state (``ds4d_state.pt``, kept on the server, not
   sent with the result) that ``video.resample`` reads.
+  Inputs (``shared/PROTOCOL.md``, "Inputs"): ``video`` (one video, or the frames of an image
+  sequence), optional ``masks`` (one mask per frame), ``views`` (other views, one clip each, see
+  :mod:`.view_files`) and ``cameras`` (their cameras, :mod:`shared.cameras`). The ``background``
+  parameter says where the mask comes from (:data:`.clip.BACKGROUNDS`). From the CLI::
+
+      anim4d submit video.to4d --input clip.mp4 --param preset=cpu --wait --out out/clip4d
+      anim4d submit video.to4d --input f/*.png --input-for masks m/*.png --wait --out out/m
+      anim4d submit video.to4d --input clip.mp4 --param background=green --wait --out out/g
+      anim4d submit video.to4d --input front.mp4 --input-for views left.mp4 back.mp4 \
+          --input-for cameras cams.json --param preset=cpu --wait --out out/mv
 - ``video.resample``: a finished ``video.to4d`` result (a ``job`` parameter) re-evaluated at new
   times (``floats``, seconds from the clip's first frame) through the continuous deformation
   field, without training again; at the result's own times it reproduces its frames exactly.
