@@ -7,9 +7,10 @@ import atexit
 import bpy
 from bpy.props import PointerProperty
 
-from . import kind_props, operators, panel, prefs, runtime
+from . import camera_export, kind_props, operators, panel, prefs, runtime
 
-CLASSES = (prefs.ANIM4D_AP_preferences, *operators.CLASSES, *panel.CLASSES)
+CLASSES = (prefs.ANIM4D_AP_preferences, *operators.CLASSES, *panel.CLASSES,
+           *camera_export.CLASSES)
 
 
 def _on_exit() -> None:

@@ -114,3 +114,39 @@ def test_views_cameras_file(tmp_path):
         bcam.opencv_camera("o", bcam.BlenderCamera(M, 50.0, type="ORTHO"))
     with pytest.raises(ValueError, match="mirrors"):
         bcam.world_to_camera(np.diag([1.0, 1, -1, 1]))
+
+
+@pytest.mark.blender
+def test_operator_writes_the_active_and_selected_cameras(bpy_clean, tmp_path):
+    bpy = bpy_clean
+    from mathutils import Matrix
+
+    from blender_addon.bl import camera_export
+
+    scene = bpy.context.scene
+    objs = []
+    for name, x in (("front", 0.0), ("left", -3.0), ("back", 0.5)):
+        data = bpy.data.cameras.new(name)
+        obj = bpy.data.objects.new(name, data)
+        scene.collection.objects.link(obj)
+        obj.matrix_world = Matrix.Translation((x, -3.0, 1.0))
+        objs.append(obj)
+    bpy.context.view_layer.update()
+    bpy.utils.register_class(camera_export.ANIM4D_OT_export_view_cameras)
+    try:
+        path = tmp_path / "cams.json"
+        with pytest.raises(RuntimeError, match="no active camera"):  # reported as an error
+            bpy.ops.anim4d.export_view_cameras(filepath=str(path))
+        scene.camera = objs[0]  # the input's
+        for o in objs[:2]:
+            o.select_set(True)
+        assert bpy.ops.anim4d.export_view_cameras(filepath=str(path)) == {"FINISHED"}
+    finally:
+        bpy.utils.unregister_class(camera_export.ANIM4D_OT_export_view_cameras)
+    back = read_cameras(path)
+    assert [c.name for c in back] == ["input", "left"]  # 'back' is not selected
+    np.testing.assert_allclose(back[1].world_to_camera,
+                               camera_export.camera_dict("left", objs[1], scene)[
+                                   "world_to_camera"])
+    np.testing.assert_allclose(-back[1].world_to_camera[:3, :3].T @ back[1].world_to_camera[
+        :3, 3], [-3.0, 1.0, 3.0], atol=1e-6)  # Blender (x, y, z) -> Y-up (x, z, -y)
