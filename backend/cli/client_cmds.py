@@ -55,9 +55,11 @@ def cmd_kinds(args: argparse.Namespace) -> int:
         print(f"{kind.name}  ({kind.title}) -> {kind.representation}")
         if kind.description:
             print(f"    {kind.description}")
-        for spec in kind.inputs:
+        for k, spec in enumerate(kind.inputs):
             exts = ", ".join(spec.extensions) or "any file"
-            print(f"    input {spec.name}: {exts}{'' if spec.required else ' (optional)'}")
+            how = "--input" if k == 0 else f"--input-for {spec.name}"
+            print(f"    input {spec.name} ({how}): {exts}"
+                  f"{'' if spec.required else ' (optional)'}")
         for p in kind.params:
             print(f"    --param {p.name}=...  {p.describe_accepted()}, default {p.default!r}"
                   f"{'  ' + p.help if p.help else ''}")
