@@ -150,3 +150,20 @@ def test_operator_writes_the_active_and_selected_cameras(bpy_clean, tmp_path):
                                    "world_to_camera"])
     np.testing.assert_allclose(-back[1].world_to_camera[:3, :3].T @ back[1].world_to_camera[
         :3, 3], [-3.0, 1.0, 3.0], atol=1e-6)  # Blender (x, y, z) -> Y-up (x, z, -y)
+
+
+def test_agrees_with_the_backends_blender_camera_model():
+    """Square pixels at 100 %: the same K and pose as ``backend.render.cameras``' model."""
+    from backend.render import cameras as rc
+
+    rng = np.random.default_rng(3)
+    for fit, (w, h) in [("AUTO", (64, 48)), ("AUTO", (48, 64)), ("VERTICAL", (64, 48)),
+                        ("HORIZONTAL", (48, 64))]:
+        M = _pose(rng)
+        lens = rc.BlenderLens(float(rng.uniform(20, 80)), 36.0, 24.0, fit,
+                              float(rng.normal() * 0.1), float(rng.normal() * 0.1))
+        cam = bcam.BlenderCamera(M, lens.lens, lens.sensor_width, lens.sensor_height, fit,
+                                 lens.shift_x, lens.shift_y, w, h)
+        np.testing.assert_allclose(bcam.intrinsics(cam), rc.K_from_blender_lens(lens, w, h),
+                                   atol=1e-9)
+        np.testing.assert_allclose(bcam.world_to_camera(M), rc.blender_to_viewmat(M), atol=1e-9)
