@@ -345,6 +345,9 @@ class Server:
                 raise ProtocolError(f"submit: inputs[{i}] must be {{name, array|upload}}")
             fname = item["name"]
             slot = item.get("input", specs[0].name if specs else None)
+            if not isinstance(slot, str):
+                raise ProtocolError(f"submit: inputs[{i}].input must be the name of one of the "
+                                    "kind's inputs (a string)")
             if slot not in by_name:
                 raise ParamError(f"{kind.name}: input file {fname!r} is for the input {slot!r}; "
                                  f"this kind's inputs: {', '.join(by_name) or 'none'}",

@@ -25,7 +25,7 @@ from backend.methods.ds4d.views import InputViewOnly, SuppliedViews, WeakViewsWa
 from backend.server.embedded import EmbeddedServer
 from blender_addon.core.client import Client
 from shared.cameras import camera_dict, check_camera, read_cameras, write_cameras
-from shared.errors import FormatError, ParamError
+from shared.errors import Anim4DError, FormatError, ParamError
 from shared.gaussians import read_gaussian_result
 from shared.manifest import read_manifest
 
@@ -302,6 +302,11 @@ def test_wire_input_naming_and_job_errors(served, files, tmp_path):
         fails({}, [*frames, ("cameras", files["masks"][0])],
               "unsupported type for the input 'cameras'; accepted: .json", "bad_input")
         fails({}, [("masks", m) for m in files["masks"]], "needs its 'video' input")
+        with pytest.raises(Anim4DError, match="inputs\\[0\\].input must be the name") as err:
+            c.request("submit", {"kind": "video.to4d", "params": {}, "inputs": [
+                {"name": "a.png", "array": "a", "input": ["video"]}]},
+                arrays={"a": np.zeros(3, np.uint8)})
+        assert err.value.code == "bad_message"
         # job-level errors name the problem
         fails({"background": "white"}, {"video": frames, "masks": files["masks"]},
               "mask sequence was given with background 'white'")
