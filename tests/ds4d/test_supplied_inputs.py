@@ -332,7 +332,9 @@ def test_mask_sequence_as_a_video(files, v48):
             c.mux(p)
     cfg = InputConfig(size=48, frames=None, fill=1.0)
     a = load_clip(files["frames"], cfg, masks=path)
-    b = load_clip(files["frames"], cfg, masks=files["masks"])
+    rgba = _save(files["root"] / "rgba", "{t}.png", [v48["images"][INPUT]] * T)
+    b = load_clip(rgba, cfg)  # the true masks, as alpha
+    assert b.mask_source == "alpha"
     assert a.mask_source == "masks" and a.num_frames == T
     ia, ib = a.rgba[..., 3] > 0.5, b.rgba[..., 3] > 0.5
     # measured 0.996 (a few edge pixels flip through the codec)
