@@ -10,7 +10,7 @@ from pathlib import Path
 from backend.cli.progress import ProgressDisplay
 from blender_addon.core.client import Client
 from blender_addon.core.client_types import CurveConfig, JobInfo
-from shared.errors import Anim4DError, JobError
+from shared.errors import Anim4DError, JobError, ParamError
 from shared.params import parse_cli_params
 
 
@@ -55,9 +55,11 @@ def cmd_kinds(args: argparse.Namespace) -> int:
         print(f"{kind.name}  ({kind.title}) -> {kind.representation}")
         if kind.description:
             print(f"    {kind.description}")
-        for spec in kind.inputs:
+        for k, spec in enumerate(kind.inputs):
             exts = ", ".join(spec.extensions) or "any file"
-            print(f"    input {spec.name}: {exts}{'' if spec.required else ' (optional)'}")
+            how = "--input" if k == 0 else f"--input-for {spec.name}"
+            print(f"    input {spec.name} ({how}): {exts}"
+                  f"{'' if spec.required else ' (optional)'}")
         for p in kind.params:
             print(f"    --param {p.name}=...  {p.describe_accepted()}, default {p.default!r}"
                   f"{'  ' + p.help if p.help else ''}")
@@ -121,7 +123,15 @@ def cmd_submit(args: argparse.Namespace) -> int:
     with connect(args) as client:
         spec = client.hello().kind(args.kind)
         spec.validate_params(params)  # fail early, with the same message the server would give
-        job_id = client.submit(args.kind, params, args.input)
+        inputs: list = list(args.input)
+        names = [i.name for i in spec.inputs]
+        for group in getattr(args, "input_for", []) or []:
+            if group[0] not in names or len(group) < 2:
+                raise ParamError(f"--input-for {group[0]}: give an input name and its file(s); "
+                                 f"{args.kind}'s inputs: {', '.join(names) or 'none'}",
+                                 "bad_input")
+            inputs += [(group[0], f) for f in group[1:]]
+        job_id = client.submit(args.kind, params, inputs)
         print(f"submitted {args.kind} as job {job_id}", flush=True)
         if not args.wait:
             return 0

@@ -68,6 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
     _client_args(p)
     p.add_argument("kind", help="job kind, e.g. creature.procedural (see `anim4d kinds`)")
     p.add_argument("--input", nargs="+", default=[], metavar="FILE", help="input file(s)")
+    p.add_argument("--input-for", nargs="+", action="append", default=[],
+                   metavar=("INPUT", "FILE"),
+                   help="file(s) for one of the kind's other inputs, e.g. --input-for masks "
+                        "m/*.png (repeatable; see `anim4d kinds`)")
     p.add_argument("--param", nargs="+", default=[], metavar="K=V", help="parameters")
     p.add_argument("--wait", action="store_true",
                    help="wait with a progress bar (Ctrl-C cancels the job)")

@@ -20,7 +20,24 @@ from shared import __version__
 from shared.errors import FormatError, JobError, ParamError
 from shared.manifest import MANIFEST_NAME, Manifest
 from shared.meshseq import MeshSequence, save_npz
+from shared.params import KindSpec
 from shared.results import ResultData, open_result
+
+
+def inputs_by_slot(spec: KindSpec, inputs: list[Path]) -> dict[str, list[Path]]:
+    """A job's input files grouped by the kind's inputs (``spec.inputs`` names, in order).
+
+    The server stores a file sent for the kind's first input by its name and one sent for
+    another input (``submit.inputs[i].input``, ``shared/PROTOCOL.md``) in a folder named after
+    that input, so a file whose folder is named after a later input belongs to it.
+    """
+    names = [s.name for s in spec.inputs]
+    out: dict[str, list[Path]] = {n: [] for n in names}
+    for p in inputs:
+        p = Path(p)
+        slot = p.parent.name if p.parent.name in names[1:] else (names[0] if names else "")
+        out.setdefault(slot, []).append(p)
+    return out
 
 
 class JobCancelled(Exception):

@@ -311,6 +311,7 @@ class Server:
         try:
             for fname, source in inputs:
                 dest = self.store.inputs_dir(job_id) / fname
+                dest.parent.mkdir(parents=True, exist_ok=True)
                 if isinstance(source, str):
                     self.uploads.take(source, dest)
                 else:
@@ -325,6 +326,9 @@ class Server:
         self.engine.submit(record)
 
     def _check_inputs(self, kind: JobKind, msg: Message) -> list[tuple[str, object]]:
+        """(stored name, bytes or upload id) per file. A file may name the kind's input it is
+        for (``"input"``, since 1.1; default the first): the first input's files are stored by
+        their name, another input's as ``<input>/<name>`` (see :func:`inputs_by_slot`)."""
         given = msg.content["inputs"]
         specs = kind.spec.inputs
         allowed = 0 if not specs else sum(1000 if s.multiple else 1 for s in specs)
@@ -333,29 +337,51 @@ class Server:
             want = f"{required}" if required == allowed else f"{required} to {allowed}"
             raise ParamError(f"{kind.name}: takes {want} input file(s), got {len(given)}",
                              "bad_input")
-        exts = {e.lower() for s in specs for e in s.extensions}
+        by_name = {s.name: s for s in specs}
+        counts = dict.fromkeys(by_name, 0)
         out, seen = [], set()
         for i, item in enumerate(given):
             if not isinstance(item, dict) or not isinstance(item.get("name"), str):
                 raise ProtocolError(f"submit: inputs[{i}] must be {{name, array|upload}}")
             fname = item["name"]
-            if not SAFE_NAME.match(fname) or fname in seen:
+            slot = item.get("input", specs[0].name if specs else None)
+            if not isinstance(slot, str):
+                raise ProtocolError(f"submit: inputs[{i}].input must be the name of one of the "
+                                    "kind's inputs (a string)")
+            if slot not in by_name:
+                raise ParamError(f"{kind.name}: input file {fname!r} is for the input {slot!r}; "
+                                 f"this kind's inputs: {', '.join(by_name) or 'none'}",
+                                 "bad_input")
+            spec = by_name[slot]
+            if not SAFE_NAME.match(fname) or (slot, fname) in seen:
                 raise ParamError(f"input file name {fname!r} is not accepted: use a plain, "
                                  "unique file name (letters, digits, space . _ - ( ) +)",
                                  "bad_input")
-            seen.add(fname)
+            seen.add((slot, fname))
+            counts[slot] += 1
+            exts = {e.lower() for e in spec.extensions}
             if exts and Path(fname).suffix.lower() not in exts:
-                raise ParamError(f"{kind.name}: input {fname!r} has an unsupported type; "
-                                 f"accepted: {', '.join(sorted(exts))}", "bad_input")
+                raise ParamError(f"{kind.name}: input {fname!r} has an unsupported type"
+                                 + (f" for the input {slot!r}" if len(specs) > 1 else "")
+                                 + f"; accepted: {', '.join(sorted(exts))}", "bad_input")
+            stored = fname if slot == specs[0].name else f"{slot}/{fname}"
             if isinstance(item.get("upload"), str):
-                out.append((fname, item["upload"]))
+                out.append((stored, item["upload"]))
             elif isinstance(item.get("array"), str) and item["array"] in msg.arrays:
                 arr = msg.arrays[item["array"]]
                 if arr.dtype != "uint8" or arr.ndim != 1:
                     raise ProtocolError(f"submit: input {fname!r} must be a 1-D uint8 array")
-                out.append((fname, arr.data))
+                out.append((stored, arr.data))
             else:
                 raise ProtocolError(f"submit: inputs[{i}] names neither an upload nor an array")
+        for spec in specs:
+            if spec.required and not counts[spec.name]:
+                raise ParamError(f"{kind.name}: needs its {spec.name!r} input "
+                                 f"({', '.join(spec.extensions) or 'any file'}); got none",
+                                 "bad_input")
+            if not spec.multiple and counts[spec.name] > 1:
+                raise ParamError(f"{kind.name}: its {spec.name!r} input takes one file, got "
+                                 f"{counts[spec.name]}", "bad_input")
         return out
 
     def _on_watch(self, identity: bytes, msg: Message) -> None:

@@ -92,20 +92,23 @@ def group(scene: bpy.types.Scene, kind_name: str) -> Any | None:
     return getattr(scene, _registered[kind_name][1], None)
 
 
-def values(scene: bpy.types.Scene, kind) -> tuple[dict[str, Any], list[str]]:
-    """``(params, input paths)`` from the panel for ``kind``; a folder becomes its files."""
+def values(scene: bpy.types.Scene, kind) -> tuple[dict[str, Any], list]:
+    """``(params, inputs)`` from the panel for ``kind``; a folder becomes its files. Files of
+    the kind's first input are paths, those of its other inputs ``(input name, path)`` pairs
+    (``Client.submit``)."""
     grp = group(scene, kind.name)
     params = {p.name: getattr(grp, p.name) for p in kind.params} if grp else {}
-    inputs: list[str] = []
-    for inp in kind.inputs:
+    inputs: list = []
+    for k, inp in enumerate(kind.inputs):
         raw = getattr(grp, INPUT_PREFIX + inp.name, "") if grp else ""
         if not raw:
             continue
         path = Path(bpy.path.abspath(raw))
         if path.is_dir():  # an image sequence: every accepted file, in name order
             exts = {e.lower().lstrip(".") for e in inp.extensions}
-            inputs += [str(p) for p in sorted(path.iterdir())
-                       if p.is_file() and p.suffix.lower().lstrip(".") in exts]
+            files = [str(p) for p in sorted(path.iterdir())
+                     if p.is_file() and p.suffix.lower().lstrip(".") in exts]
         else:
-            inputs.append(str(path))
+            files = [str(path)]
+        inputs += files if k == 0 else [(inp.name, f) for f in files]
     return params, inputs

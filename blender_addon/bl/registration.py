@@ -7,10 +7,10 @@ import atexit
 import bpy
 from bpy.props import PointerProperty
 
-from . import kind_props, operators, panel, prefs, resample_ops, runtime
+from . import camera_export, kind_props, operators, panel, prefs, resample_ops, runtime
 
 CLASSES = (prefs.ANIM4D_AP_preferences, *operators.CLASSES, *resample_ops.CLASSES,
-           *panel.CLASSES)
+           *panel.CLASSES, *camera_export.CLASSES)
 
 
 def _on_exit() -> None:

@@ -6,6 +6,7 @@ can never clash with another add-on's modules. In the repository it is the top-l
 
 try:
     from .._vendor.shared import (  # type: ignore[import-not-found]
+        cameras,
         errors,
         gaussians,
         gsply,
@@ -20,6 +21,7 @@ try:
     )
 except ImportError:  # development tree and tests
     from shared import (  # type: ignore[no-redef]
+        cameras,
         errors,
         gaussians,
         gsply,
@@ -33,5 +35,5 @@ except ImportError:  # development tree and tests
         stream,
     )
 
-__all__ = ["errors", "gaussians", "gsply", "manifest", "meshseq", "params", "pc2", "protocol",
-           "resample", "results", "stream"]
+__all__ = ["cameras", "errors", "gaussians", "gsply", "manifest", "meshseq", "params", "pc2",
+           "protocol", "resample", "results", "stream"]

@@ -283,20 +283,27 @@ class Client:
 
     def submit(self, kind: str, params_: dict | None = None, inputs=(),
                on_progress: ProgressCallback | None = None) -> str:
-        """Upload ``inputs`` (paths), submit the job, return its id. Progress events that follow
-        are kept for :meth:`wait`."""
+        """Upload ``inputs``, submit the job, return its id. Progress events that follow are
+        kept for :meth:`wait`.
+
+        ``inputs``: paths (for the kind's first input), ``(input_name, path)`` pairs, or a
+        mapping ``{input_name: [paths]}`` for kinds with several inputs (``video.to4d``'s
+        ``masks``, ``views``, ``cameras``)."""
         specs, arrays = [], {}
         inline_left = protocol.INLINE_INPUT_LIMIT  # inline bytes of the whole message
-        for i, path in enumerate(Path(p) for p in inputs):
+        for i, (slot, path) in enumerate(_slotted(inputs)):
             if not path.is_file():
                 raise errors.ParamError(f"input file {path} does not exist", "bad_input")
             size = path.stat().st_size
             if size <= inline_left:
                 inline_left -= size
                 arrays[f"input{i}"] = np.fromfile(path, dtype=np.uint8)
-                specs.append({"name": path.name, "array": f"input{i}"})
+                spec = {"name": path.name, "array": f"input{i}"}
             else:
-                specs.append({"name": path.name, "upload": self._upload(path, on_progress)})
+                spec = {"name": path.name, "upload": self._upload(path, on_progress)}
+            if slot is not None:
+                spec["input"] = slot
+            specs.append(spec)
         reply = self.request("submit", {"kind": kind, "params": dict(params_ or {}),
                                         "inputs": specs}, arrays=arrays)
         job_id = reply.job or reply.content["job"]["id"]
@@ -391,3 +398,12 @@ class Client:
             if on_chunk is not None:
                 on_chunk(chunk)
         return assembler.finish()
+
+
+def _slotted(inputs) -> list[tuple[str | None, Path]]:
+    """``submit``'s ``inputs`` as ``(input name or None, path)`` pairs."""
+    if isinstance(inputs, dict):
+        return [(str(k), Path(p)) for k, ps in inputs.items()
+                for p in ([ps] if isinstance(ps, (str, Path)) else ps)]
+    return [(str(p[0]), Path(p[1])) if isinstance(p, tuple) else (None, Path(p))
+            for p in inputs]

@@ -6,7 +6,8 @@ Modules (one job each):
 - :mod:`.keying` masks for RGB frames on a uniform background (white, black, green...);
 - :mod:`.clip` masks + one crop box over all frames + resample -> :class:`.clip.Clip`;
 - :mod:`.views` the multi-view source interface (:class:`.views.ViewSource`), the input view
-  alone and user-supplied views with cameras;
+  alone and user-supplied views with cameras; :mod:`.view_files` the supplied views from
+  uploaded files (view clips + a cameras file, :mod:`shared.cameras`);
 - :mod:`.features` DINOv2 patch grids (offline loader) or the weight-free descriptor;
 - :mod:`.dsfd` dynamic-static feature decoupling;
 - :mod:`.tssf` point features at projected Gaussian centres, GA and DA fusion;

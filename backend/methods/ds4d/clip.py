@@ -1,7 +1,10 @@
 """The input clip: frames + masks -> a cropped, centred, resampled RGBA clip.
 
 Steps (:func:`load_clip`): read (:mod:`.video_io`); masks from the alpha channel (RGBA), from a
-mask sequence, or by keying a uniform background (:mod:`.keying`); pick ``frames`` frames evenly
+mask sequence, or by keying a uniform background (:mod:`.keying`), as ``InputConfig.background``
+says (:data:`BACKGROUNDS`: ``auto`` = the alpha of RGBA frames, else the mask sequence when given,
+else a keyed background of any uniform colour; ``alpha``; ``mask``; ``white`` / ``black`` /
+``green``: that colour keyed out of the RGB channels); pick ``frames`` frames evenly
 over the clip; check every picked frame has a mask; one square crop box over all picked frames
 (centred on the union of the masks' bounding boxes, the object filling ``fill`` of the side, so
 that the motion is kept and nothing moves out of frame); resample to ``size`` x ``size`` (area
@@ -10,6 +13,7 @@ filter on premultiplied colour, so edges do not fringe).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 
@@ -18,13 +22,17 @@ import torch
 
 from shared.errors import FormatError, ParamError
 
-from .keying import KeyConfig, key_frames
+from .keying import NAMED_BACKGROUNDS, KeyConfig, key_frames
 from .video_io import RawFrames, Source, read_frames
+
+#: Where the object's mask comes from (the ``background`` parameter of ``video.to4d``).
+BACKGROUNDS = ("auto", "alpha", "mask", *NAMED_BACKGROUNDS)
 
 
 @dataclass
 class InputConfig:
     size: int = 256  # working size (square), pixels
+    background: str = "auto"  # one of BACKGROUNDS (see the module docstring)
     frames: int | None = 16  # frames kept, evenly spaced (None: all)
     fill: float = 0.8  # the object's larger side over the crop side
     key: KeyConfig = field(default_factory=KeyConfig)
@@ -38,6 +46,9 @@ class InputConfig:
             raise ParamError(f"frames {self.frames}: accepted 1 to 10000, or None for all")
         if not 0.05 <= self.fill <= 1.0:
             raise ParamError(f"fill {self.fill}: accepted 0.05 to 1")
+        if self.background not in BACKGROUNDS:
+            raise ParamError(f"background {self.background!r}: accepted "
+                             f"{', '.join(BACKGROUNDS)}")
 
 
 @dataclass
@@ -71,6 +82,7 @@ class Clip:
         box: the crop box in source pixels; source_size: (width, height).
         fps: the video's frame rate (None for image sequences).
         mask_source: "alpha", "masks" or "keyed RGB(r, g, b)".
+        source_frames: the frame count of the source (before picking ``frames``).
     """
 
     rgba: np.ndarray
@@ -81,6 +93,7 @@ class Clip:
     source_size: tuple[int, int]
     fps: float | None
     mask_source: str
+    source_frames: int = 0
 
     @property
     def num_frames(self) -> int:
@@ -109,6 +122,20 @@ def load_clip(
     T, H, W, C = raw.pixels.shape
     if T == 0:
         raise FormatError("input has zero frames")
+    bg = cfg.background
+    if masks is not None and bg not in ("auto", "mask"):
+        raise ParamError(f"a mask sequence was given with background {bg!r}: masks go with "
+                         "background 'mask' (or 'auto'); leave the masks out to use "
+                         f"{bg!r}")
+    if masks is None and bg == "mask":
+        raise ParamError("background 'mask' needs a mask sequence (the 'masks' input: a video "
+                         f"or images, one mask per frame, white = object); got none for {T} "
+                         "frames")
+    if bg == "alpha" and not raw.has_alpha:
+        raise ParamError(f"background 'alpha' but {raw.names[0]} has no alpha channel; "
+                         "accepted: RGBA frames (PNG/WebP with alpha, QuickTime PNG/ProRes "
+                         "4444, WebM VP8/VP9 with alpha), or background auto, white, black, "
+                         "green or mask")
     idx = pick_frames(T, cfg.frames)
     pixels = raw.pixels[idx]
     names = [raw.names[i] for i in idx]
@@ -116,11 +143,12 @@ def load_clip(
         alpha = _read_masks(masks, T, H, W)[idx]
         rgba = np.concatenate([pixels[..., :3].astype(np.float32) / 255.0, alpha[..., None]], -1)
         mask_source = "masks"
-    elif raw.has_alpha:
+    elif raw.has_alpha and bg in ("auto", "alpha"):
         rgba = pixels.astype(np.float32) / 255.0
         mask_source = "alpha"
     else:
-        keyed = key_frames(pixels, cfg.key)
+        key = cfg.key if bg == "auto" else dataclasses.replace(cfg.key, background=bg)
+        keyed = key_frames(np.ascontiguousarray(pixels[..., :3]), key)
         rgba = keyed.rgba
         mask_source = "keyed RGB(" + ", ".join(f"{c:.0f}" for c in keyed.background) + ")"
     obj = rgba[..., 3] > cfg.mask_threshold
@@ -132,7 +160,7 @@ def load_clip(
     box = crop_box(obj, cfg.fill)
     out = crop_resample(rgba, box, cfg.size)
     times = idx / max(1, T - 1)
-    return Clip(out, times.astype(np.float32), idx, names, box, (W, H), raw.fps, mask_source)
+    return Clip(out, times.astype(np.float32), idx, names, box, (W, H), raw.fps, mask_source, T)
 
 
 def pick_frames(total: int, wanted: int | None) -> np.ndarray:

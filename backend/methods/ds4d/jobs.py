@@ -7,6 +7,16 @@
   manifest's ``cameras`` list the views' cameras (``input`` first) in the result's Y-up frame;
   ``extra.state_file`` names the trained state (``ds4d_state.pt``, kept on the server, not
   sent with the result) that ``video.resample`` reads.
+  Inputs (``shared/PROTOCOL.md``, "Inputs"): ``video`` (one video, or the frames of an image
+  sequence), optional ``masks`` (one mask per frame), ``views`` (other views, one clip each, see
+  :mod:`.view_files`) and ``cameras`` (their cameras, :mod:`shared.cameras`). The ``background``
+  parameter says where the mask comes from (:data:`.clip.BACKGROUNDS`). From the CLI::
+
+      anim4d submit video.to4d --input clip.mp4 --param preset=cpu --wait --out out/clip4d
+      anim4d submit video.to4d --input f/*.png --input-for masks m/*.png --wait --out out/m
+      anim4d submit video.to4d --input clip.mp4 --param background=green --wait --out out/g
+      anim4d submit video.to4d --input front.mp4 --input-for views left.mp4 back.mp4 \
+          --input-for cameras cams.json --param preset=cpu --wait --out out/mv
 - ``video.resample``: a finished ``video.to4d`` result (a ``job`` parameter) re-evaluated at new
   times (``floats``, seconds from the clip's first frame) through the continuous deformation
   field, without training again; at the result's own times it reproduces its frames exactly.
@@ -25,6 +35,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from backend.jobs.api import JobCancelled, JobContext
+from shared.cameras import camera_dict
 from shared.errors import JobError, ParamError
 from shared.gaussians import GaussianResultWriter
 from shared.manifest import Manifest
@@ -43,6 +54,7 @@ STATE_FILE = "ds4d_state.pt"
 PREVIEW_MAX_GAUSSIANS = 20_000
 DEFAULT_FPS = 24.0  # image inputs have no frame rate
 PRESET_NAMES = ("tiny", "cpu", "paper")  # .presets.PRESETS (a test keeps them equal)
+BACKGROUNDS = ("auto", "alpha", "mask", "white", "black", "green")  # .clip.BACKGROUNDS (a test)
 
 TO4D_KIND = KindSpec(
     name=TO4D, title="Video to 4D",
@@ -59,10 +71,25 @@ TO4D_KIND = KindSpec(
         ParamSpec("preview_every", "int", 0, help="Steps between previews; 0 = the preset's",
                   min=0, max=100_000),
         ParamSpec("seed", "int", 0, help="Random seed", min=0, max=2**31 - 1),
+        ParamSpec("background", "enum", "auto", choices=BACKGROUNDS,
+                  help="Where the mask comes from: auto (alpha of RGBA frames, else the masks "
+                       "input, else a keyed uniform background), alpha, mask (the masks "
+                       "input), or a colour to key out: white, black, green"),
     ),
     inputs=(InputSpec("video", VIDEO_SUFFIXES + IMAGE_SUFFIXES, multiple=True,
                       help="The clip: one video, or the frames of an image sequence (in "
-                           "natural name order); RGBA, or RGB on a plain background"),),
+                           "natural name order); RGBA, or RGB on a plain background"),
+            InputSpec("masks", VIDEO_SUFFIXES + IMAGE_SUFFIXES, required=False, multiple=True,
+                      help="Optional mask sequence, one mask per frame of the clip (a video or "
+                           "images, white = object); implies background=mask"),
+            InputSpec("views", VIDEO_SUFFIXES + IMAGE_SUFFIXES, required=False, multiple=True,
+                      help="Optional other views with the clip's frame count: one video "
+                           "(left.mp4) or image sequence (left_0001.png...) per view, named as "
+                           "in the cameras file"),
+            InputSpec("cameras", (".json",), required=False,
+                      help="The views' cameras: a JSON list of {name, world_to_camera (4x4 "
+                           "OpenCV), K, width, height} in the result's Y-up frame, the clip's "
+                           "named input")),
     section="DS4D", resample_kind=RESAMPLE,
 )
 
@@ -79,14 +106,15 @@ RESAMPLE_KIND = KindSpec(
 )
 
 
-def _clip_source(inputs: list[Path]) -> Path | list[Path]:
+def _clip_source(inputs: list[Path], what: str = "") -> Path | list[Path]:
     """One video, or image files (one or more, in natural name order)."""
+    what = what or "a video or the images of a sequence"
     if not inputs:
-        raise ParamError(f"{TO4D}: needs a video or the images of a sequence; got no file")
+        raise ParamError(f"{TO4D}: needs {what}; got no file")
     videos = [p for p in inputs if p.suffix.lower() in VIDEO_SUFFIXES]
     if videos and len(inputs) > 1:
-        raise ParamError(f"{TO4D}: give one video, or image files only; got {len(inputs)} "
-                         f"files including the video {videos[0].name}")
+        raise ParamError(f"{TO4D}: give one video, or image files only, for {what}; got "
+                         f"{len(inputs)} files including the video {videos[0].name}")
     if videos:
         return inputs[0]
     return sorted(inputs, key=natural_key)
@@ -137,13 +165,18 @@ def preview_payload(stage: str, step: int, steps: int, times: list[float],
 def run_to4d(ctx: JobContext, params: dict, inputs: list[Path]) -> Manifest:
     import torch
 
+    from backend.jobs.api import inputs_by_slot
+
     from .clip import InputConfig, load_clip
     from .presets import preset
     from .train import Scene, train
-    from .views import InputViewOnly
+    from .view_files import supplied_view_source
 
     params = TO4D_KIND.validate_params(params)
-    source = _clip_source([Path(p) for p in inputs])
+    slots = inputs_by_slot(TO4D_KIND, [Path(p) for p in inputs])
+    source = _clip_source(slots["video"])
+    masks = _clip_source(slots["masks"], "the mask sequence") if slots["masks"] else None
+    cameras_file = slots["cameras"][0] if slots["cameras"] else None
     cfg = preset(params["preset"])
     cfg.seed = params["seed"]
     if params["frames"]:
@@ -155,10 +188,11 @@ def run_to4d(ctx: JobContext, params: dict, inputs: list[Path]) -> Manifest:
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
     ctx.progress("load", 0.0, f"Reading {len(inputs)} file(s)", force=True)
-    clip = load_clip(source, InputConfig(size=cfg.size, frames=cfg.frames))
+    in_cfg = InputConfig(size=cfg.size, frames=cfg.frames, background=params["background"])
+    clip = load_clip(source, in_cfg, masks=masks)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        source = InputViewOnly(clip)
+        source = supplied_view_source(clip, slots["views"], cameras_file, in_cfg)
         notes = [str(w.message) for w in caught]
     scene = Scene.from_source(source)
     seconds, duration = _frame_seconds(clip)
@@ -187,9 +221,10 @@ def run_to4d(ctx: JobContext, params: dict, inputs: list[Path]) -> Manifest:
     ctx.sink("save", 0.96, f"Writing {clip.num_frames} frames")
     times = [float(t) for t in scene.times]
     frames = result.model.frames(None, times)
-    cameras = [{"name": name, "world_to_camera": scene.viewmats[v].double().tolist(),
-                "K": scene.Ks[v].double().tolist(), "width": int(scene.rgba.shape[3]),
-                "height": int(scene.rgba.shape[2])} for v, name in enumerate(scene.names)]
+    cameras = [camera_dict(name, scene.viewmats[v].double().numpy(),
+                           scene.Ks[v].double().numpy(), int(scene.rgba.shape[3]),
+                           int(scene.rgba.shape[2]))
+               for v, name in enumerate(scene.names)]
     extra = {"gaussians_correspond": True, "state_file": STATE_FILE, "preset": cfg.name,
              "features": result.feature_kind, "steps": result.steps, "duration_s": duration,
              "notes": notes, "mask_source": clip.mask_source, "clip_times": times}

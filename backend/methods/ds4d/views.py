@@ -7,7 +7,9 @@ View 0 is always the input (real) view, named ``input``.
 Two sources here (part 2 adds Zero123++ pseudo-views behind the same interface):
 
 - :class:`SuppliedViews`: views the user gives with their cameras (e.g. rendered in Blender; the
-  add-on converts each Blender camera with ``blender_to_viewmat`` / ``K_from_blender_lens``).
+  add-on converts each Blender camera with ``blender_addon/core/cameras.py``, the same model as
+  ``backend.render.cameras.blender_to_viewmat`` / ``K_from_blender_lens`` plus render percentage
+  and pixel aspect); :mod:`.view_files` builds one from a job's uploaded files.
 - :class:`InputViewOnly`: the input view alone, on the STAG4D orbit camera (azimuth 0, elevation 0,
   radius 2, vertical FoV 49.1 degrees, looking at the origin); it warns that the unseen side of
   the object will be weak.
