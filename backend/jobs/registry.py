@@ -10,6 +10,7 @@ carries their folders (``models``) to its workers; clients only ever see the nam
 
 from __future__ import annotations
 
+import functools
 import importlib
 import logging
 from collections.abc import Callable
@@ -110,6 +111,14 @@ def _render_kinds() -> list[JobKind]:
     from backend.blender_render.job import RENDER_KIND
 
     return [JobKind(RENDER_KIND, "backend.blender_render.job:run_render_video")]
+
+
+@functools.lru_cache(maxsize=1)
+def builtin_runner_modules() -> tuple[str, ...]:
+    """The modules holding every built-in kind's runner (the debug kinds' too): what a warm
+    worker process imports ahead, whichever server of the process starts the fork server."""
+    kinds = builtin_kinds(debug=True)
+    return tuple(dict.fromkeys(k.runner.partition(":")[0] for k in kinds.values()))
 
 
 def debug_kinds() -> dict[str, JobKind]:

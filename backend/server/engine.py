@@ -72,8 +72,13 @@ def warm_modules(kinds: dict[str, JobKind]) -> list[str]:
     every test that starts one, would pay for it (about 4 s of CPU, 270 MB), for jobs that run
     minutes; the small jobs that must start at once import nothing heavy lazily.
     """
+    from backend.jobs.registry import builtin_runner_modules
+
     names = ["backend.server.worker"]
     names += [kind.runner.partition(":")[0] for kind in kinds.values()]
+    # The fork server is one per process and the first engine to start it names its imports:
+    # every built-in kind's module too, so a later server of the process (other kinds) is warm.
+    names += builtin_runner_modules()
     return list(dict.fromkeys(names))
 
 

@@ -392,6 +392,39 @@ def test_an_idle_client_of_a_flapping_server_never_blocks_the_context(monkeypatc
 _POISONED: list[zmq.Context] = []
 
 
+_LATER_SERVER_SCRIPT = """
+import sys
+from pathlib import Path
+from backend.jobs.registry import builtin_kinds, debug_kinds
+from backend.server.embedded import EmbeddedServer
+from blender_addon.core.client import Client
+
+root = Path(sys.argv[1])
+first = {k: v for k, v in builtin_kinds().items() if k == "creature.procedural"}
+for name, kinds, kind, params in [("a", first, "creature.procedural", {"frames": 1}),
+                                  ("b", debug_kinds(), "debug.sleep", {"seconds": 0})]:
+    with EmbeddedServer(root / name, kinds=kinds) as srv, Client(srv.address, timeout=120) as c:
+        job = c.submit(kind, params)
+        assert c.wait(job).state == "done"
+        print((srv.server.store.job_dir(job) / "worker.log").read_text())
+"""
+
+
+def test_a_later_server_of_the_process_gets_warm_workers_too(tmp_path):
+    """Regression (an order-dependent failure): the fork server is one per process and the first
+    engine to start it named what it imports. A first server with other kinds (here only
+    creature.procedural) left a later debug-kinds server's workers cold. Run in a fresh process,
+    so the suite's own servers cannot have started the fork server first."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", _LATER_SERVER_SCRIPT, str(tmp_path)],
+                          capture_output=True, text=True, timeout=CEILING)
+    assert done.returncode == 0, done.stderr
+    logs = [line for line in done.stdout.splitlines() if "starting in pid" in line]
+    assert len(logs) == 2 and all("imported ahead: yes" in line for line in logs), logs
+
+
 def test_bad_address_is_named():
     with pytest.raises(ConnectionFailed, match="'localhost:5555' is not a ZeroMQ address"):
         Client("localhost:5555")
