@@ -57,6 +57,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fps", type=float, default=20.0)
     ap.add_argument("--resolution", type=int, default=96)
     ap.add_argument("--steps", type=int, default=25)
+    ap.add_argument("--min-piece", type=float, default=0.01,
+                    help="the job's min_piece (default %(default)s, the job's default)")
+    ap.add_argument("--min-motion", type=float, default=0.01,
+                    help="the job's min_motion (default %(default)s, the job's default)")
     ap.add_argument("--model-dir", type=Path, default=None)
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
@@ -72,25 +76,32 @@ def main(argv: list[str] | None = None) -> int:
     sgen, mgen, info = load_model_generator(folder, model.sha256)
     times = np.arange(args.frames) / args.fps
     creatures, verts = sample_creatures(model, sgen, mgen, args.n, times, args.seed,
-                                        args.steps, args.resolution, info.get("stage", "d"))
+                                        args.steps, args.resolution, info.get("stage", "d"),
+                                        min_piece=args.min_piece, min_motion=args.min_motion)
     seconds = time.perf_counter() - t0
     rows = [creature_row(c, f, v) for c, f, v in zip(creatures.canonical, creatures.faces, verts,
                                                       strict=True)]
+    for r, d in zip(rows, creatures.meta["dropped_pieces"], strict=True):
+        r["dropped_pieces"] = d
+    for r, k in zip(rows, creatures.meta["motion_redraws"], strict=True):
+        r["motion_redraws"] = k
     pts = [surface_points(c, f, 2048, seed=i)
            for i, (c, f) in enumerate(zip(creatures.canonical, creatures.faces, strict=True))]
     pair = {f"{i}-{j}": chamfer(pts[i], pts[j]) * 1e3
             for i, j in itertools.combinations(range(len(pts)), 2)}
     bar = 3 * TRAIN_CHAMFER_D
-    print(f"{'creature':>8} {'verts':>6} {'pieces':>6} {'closed':>6} {'motion %':>8} "
-          f"{'bbox max':>8} {'bbox min':>8}  verdict")
+    print(f"{'creature':>8} {'verts':>6} {'pieces':>6} {'dropped':>7} {'closed':>6} "
+          f"{'motion %':>8} {'redraws':>7} {'bbox max':>8} {'bbox min':>8}  verdict")
     ok_all = True
     for i, r in enumerate(rows):
         ok = (r["components"] <= 3 and r["watertight"] and r["motion_share"] >= 0.01
               and r["bbox_ratio_max"] <= 1.5 and r["bbox_ratio_min"] >= 1 / 1.5)
         ok_all &= ok
         r["passes"] = ok
-        print(f"{i:>8} {r['vertices']:>6} {r['components']:>6} {str(r['watertight']):>6} "
-              f"{100 * r['motion_share']:>8.2f} {r['bbox_ratio_max']:>8.3f} "
+        print(f"{i:>8} {r['vertices']:>6} {r['components']:>6} {r['dropped_pieces']:>7} "
+              f"{str(r['watertight']):>6} "
+              f"{100 * r['motion_share']:>8.2f} {r['motion_redraws']:>7} "
+              f"{r['bbox_ratio_max']:>8.3f} "
               f"{r['bbox_ratio_min']:>8.3f}  {'pass' if ok else 'FAIL'}")
     low = min(pair.values()) if pair else float("nan")
     print(f"pairwise canonical Chamfer x1e3: min {low:.2f}, all "

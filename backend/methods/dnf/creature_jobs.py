@@ -68,6 +68,12 @@ _SEED = ParamSpec("seed", "int", 0, help="Random seed (same seed, same creatures
                   max=999_999_999)
 _STEPS = ParamSpec("steps", "int", 25, help="Diffusion (DDIM) steps", min=1, max=1000)
 _RES = ParamSpec("resolution", "int", 96, help="Marching-cubes grid", min=16, max=256)
+_MIN_MOTION = ParamSpec("min_motion", "float", 0.01, help="Redraw the motion (up to 4 times, the "
+                        "draw that moves most stays) of a creature that moves less than this "
+                        "share of its size (an idle); 0 takes the first draw", min=0.0, max=0.2)
+_MIN_PIECE = ParamSpec("min_piece", "float", 0.01, help="Drop surface pieces smaller than this "
+                       "share of the creature's area (islands that would float); 0 keeps all",
+                       min=0.0, max=0.5)
 
 
 def spec(kind: str, names: Sequence[str]) -> KindSpec:
@@ -77,7 +83,8 @@ def spec(kind: str, names: Sequence[str]) -> KindSpec:
         return KindSpec(SAMPLE, "Generate creatures", representation="mesh_sequence",
                         description="Sample new animated creatures from a DNF generator",
                         params=(m, ParamSpec("n", "int", 1, help="How many creatures", min=1,
-                                             max=16), *_timing(), _SEED, _STEPS, _RES),
+                                             max=16), *_timing(), _SEED, _STEPS, _RES,
+                                _MIN_PIECE, _MIN_MOTION),
                         section="Creatures", resample_kind=RESAMPLE)
     if kind == ANIMATE:
         return KindSpec(ANIMATE, "Animate my mesh", representation="mesh_sequence",
@@ -180,7 +187,9 @@ def run_sample(ctx: JobContext, params: dict, inputs: list[Path]) -> Manifest:
     times = _times(params)
     creatures, verts = sample_creatures(model, sgen, mgen, params["n"], times, params["seed"],
                                         params["steps"], params["resolution"],
-                                        info.get("stage", "d"), _reporter(ctx), ctx.cancelled)
+                                        info.get("stage", "d"), _reporter(ctx), ctx.cancelled,
+                                        min_piece=params["min_piece"],
+                                        min_motion=params["min_motion"])
     creatures.meta["generator_sha256"] = info.get("weights_sha256", {})
     seqs = [MeshSequence(v, f, times, name=f"creature_{i}")
             for i, (v, f) in enumerate(zip(verts, creatures.faces, strict=True))]

@@ -39,7 +39,8 @@ def query_sdf(rep: FieldRep, shape_vec: torch.Tensor, points: torch.Tensor | np.
 
 
 def marching_cubes(grid: np.ndarray, bound: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
-    """Zero level set of ``grid`` -> (vertices ``[V, 3]`` float32 in ``[-bound, bound]^3``,
+    """Zero level set of ``grid`` -> (vertices ``[V, 3]`` float32 in ``[-bound, bound]^3``, or up
+    to one grid step beyond where the shape reaches the border and is closed there;
     outward-oriented faces ``[F, 3]`` int32). Empty arrays when the SDF does not cross 0."""
     try:
         import mcubes
@@ -47,9 +48,13 @@ def marching_cubes(grid: np.ndarray, bound: float = 1.0) -> tuple[np.ndarray, np
         raise ImportError("DNF decoding needs PyMCubes: pip install PyMCubes") from err
     if not (grid.min() < 0 < grid.max()):
         return np.zeros((0, 3), np.float32), np.zeros((0, 3), np.int32)
-    verts, faces = mcubes.marching_cubes(np.ascontiguousarray(grid, dtype=np.float64), 0.0)
+    # One voxel of "outside" around the grid: a shape that reaches the grid's border is closed
+    # there (half a voxel beyond it) instead of left open; elsewhere nothing changes.
+    padded = np.pad(np.asarray(grid, dtype=np.float64), 1, mode="constant",
+                    constant_values=float(grid.max()))
+    verts, faces = mcubes.marching_cubes(padded, 0.0)
     r = grid.shape[0]
-    verts = verts * (2 * bound / (r - 1)) - bound
+    verts = (verts - 1.0) * (2 * bound / (r - 1)) - bound
     faces = faces.astype(np.int32)
     a, b, c = verts[faces[:, 0]], verts[faces[:, 1]], verts[faces[:, 2]]
     if np.einsum("ij,ij->i", a, np.cross(b, c)).sum() < 0:  # signed volume: make it outward

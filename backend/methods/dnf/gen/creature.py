@@ -97,6 +97,19 @@ class Creatures:
                    faces, [(list(c), float(s)) for c, s in head["transforms"]], meta)
 
 
+MOTION_REDRAWS = 4
+
+
+def motion_share(canonical: np.ndarray, seq: np.ndarray) -> float:
+    """Mean distance of the vertices of ``seq`` ``[Q, V, 3]`` from where they are in its first
+    frame, over the other frames, as a share of the ``canonical`` ``[V, 3]`` bounding-box
+    diagonal (0 for one frame)."""
+    if len(seq) < 2:
+        return 0.0
+    diag = float(np.linalg.norm(canonical.max(0) - canonical.min(0))) or 1.0
+    return float(np.linalg.norm(seq[1:] - seq[:1], axis=-1).mean()) / diag
+
+
 def motion_frames_for(times: np.ndarray, motion_fps: float) -> int:
     """Motion frames (at ``motion_fps``) needed to cover ``times`` (seconds from 0)."""
     end = float(np.max(times)) if len(times) else 0.0
@@ -104,14 +117,46 @@ def motion_frames_for(times: np.ndarray, motion_fps: float) -> int:
 
 
 def mesh_shape(model, stage: str, shape_vec: torch.Tensor, resolution: int,
-               stride: int = 8) -> tuple[np.ndarray, np.ndarray, dict]:
+               stride: int = 8, min_piece: float = 0.0) -> tuple[np.ndarray, np.ndarray, dict]:
     """Canonical mesh (vertices ``[V, 3]``, faces ``[F, 3]``) of one shape vector ``[D_s]``
-    and the grid's evaluation counts (:func:`.mc.sdf_grid_fine`)."""
+    and the grid's evaluation counts (:func:`.mc.sdf_grid_fine`); pieces under ``min_piece`` of
+    the surface area are dropped (:func:`drop_small_pieces`; ``info["dropped_pieces"]``)."""
     rep = model.shape_rep(stage)
     stride = min(stride, 4 if resolution < 64 else 8, 1 if resolution < 24 else 8)
     grid, info = sdf_grid_fine(lambda p: query_sdf(rep, shape_vec, p), resolution, stride=stride)
     verts, faces = marching_cubes(grid)
+    verts, faces, dropped = drop_small_pieces(verts, faces, min_piece)
+    info = {**info, "dropped_pieces": dropped}
     return verts, faces, info
+
+
+def drop_small_pieces(verts: np.ndarray, faces: np.ndarray, min_share: float
+                      ) -> tuple[np.ndarray, np.ndarray, int]:
+    """Drop the connected pieces of a mesh (``verts`` ``[V, 3]``, ``faces`` ``[F, 3]``) whose
+    surface area is under ``min_share`` of the whole (the largest piece always stays); unused
+    vertices go, the rest keep their order. Returns (verts, faces, pieces dropped).
+
+    Marching cubes of a sampled SDF leaves small islands (a hoof, a tail tip) where the field
+    dips below zero apart from the body; animated, they float. Every frame is the canonical mesh
+    moved, so dropping them once keeps one topology."""
+    if min_share <= 0 or len(faces) == 0:
+        return verts, faces, 0
+    from ..sdf import face_components
+
+    labels = face_components(faces)
+    a, b, c = (verts[faces[:, k]].astype(np.float64) for k in range(3))
+    area = 0.5 * np.linalg.norm(np.cross(b - a, c - a), axis=1)
+    per_piece = np.bincount(labels, weights=area)
+    keep_piece = per_piece >= min_share * per_piece.sum()
+    keep_piece[np.argmax(per_piece)] = True
+    dropped = int(len(per_piece) - keep_piece.sum())
+    if not dropped:
+        return verts, faces, 0
+    kept = faces[keep_piece[labels]]
+    used = np.unique(kept)
+    remap = np.full(len(verts), -1, np.int64)
+    remap[used] = np.arange(len(used))
+    return verts[used], remap[kept].astype(faces.dtype), dropped
 
 
 def animate(model, stage: str, verts: np.ndarray, shape_vec: torch.Tensor,
@@ -150,19 +195,28 @@ def project_to_surface(model, stage: str, shape_vec: torch.Tensor, verts: np.nda
 
 def sample_creatures(model, shape_gen, motion_gen, n: int, times: np.ndarray, seed: int,
                      steps: int, resolution: int, stage: str = "d", progress=None,
-                     cancelled=None) -> tuple[Creatures, list[np.ndarray]]:
+                     cancelled=None, min_piece: float = 0.0, min_motion: float = 0.0
+                     ) -> tuple[Creatures, list[np.ndarray]]:
     """Sample ``n`` creatures and their vertices at ``times`` (seconds from 0).
 
     Returns the :class:`Creatures` (normalised units, identity transforms) and n vertex arrays
     ``[Q, V_i, 3]``. ``progress(stage, fraction, message)`` per diffusion step (fractions of
     each sampling stage) and per creature meshed; ``cancelled()`` is polled between steps.
+    ``min_piece``: surface pieces under this share of a creature's area are dropped
+    (:func:`drop_small_pieces`; ``meta["dropped_pieces"]`` counts them per creature).
+    ``min_motion``: a creature whose motion moves its vertices less than this share of its
+    bounding-box diagonal (:func:`motion_share`; about a fifth of the training clips are idles
+    that do) gets its motion redrawn with the next seeds, up to :data:`MOTION_REDRAWS` times,
+    and keeps the draw that moves most (``meta["motion_redraws"]``: which draw, per creature;
+    0 = the first). Motion is conditioned on the shape, so a shape close to a training idle's
+    can stay below the threshold.
     """
     motion_fps = float(motion_gen.info.get("frame_rate") or model.preset.data.fps)
     shapes = shape_gen.sample(n, seed=seed, steps=steps, progress=progress, cancelled=cancelled)
     frames = motion_frames_for(times, motion_fps)
     motions = motion_gen.sample(shapes, frames, seed=seed + 1, steps=steps, progress=progress,
                                 cancelled=cancelled)
-    canon, faces, seqs = [], [], []
+    canon, faces, seqs, dropped, redraws = [], [], [], [], [0] * n
     for i in range(n):
         if cancelled is not None and cancelled():
             from backend.jobs.api import JobCancelled
@@ -170,14 +224,31 @@ def sample_creatures(model, shape_gen, motion_gen, n: int, times: np.ndarray, se
             raise JobCancelled(f"cancelled before meshing creature {i + 1} of {n}")
         if progress is not None:
             progress("mesh", i / n, f"marching cubes, creature {i + 1}/{n}")
-        v, f, _ = mesh_shape(model, stage, shapes[i], resolution)
+        v, f, info = mesh_shape(model, stage, shapes[i], resolution, min_piece=min_piece)
+        dropped.append(info["dropped_pieces"])
         if f.shape[0] == 0:
             raise FormatError(f"sampled creature {i + 1} (seed {seed}) has no surface: its SDF "
                               "does not cross zero; try another seed")
         canon.append(v)
         faces.append(f)
-        seqs.append(animate(model, stage, v, shapes[i], motions[i], motion_fps, times))
+        seq = animate(model, stage, v, shapes[i], motions[i], motion_fps, times)
+        best = motion_share(v, seq)
+        for k in range(1, MOTION_REDRAWS + 1):  # an idle draw: redraw this creature's motion
+            if min_motion <= 0 or best >= min_motion:
+                break
+            if cancelled is not None and cancelled():
+                from backend.jobs.api import JobCancelled
+
+                raise JobCancelled(f"cancelled while redrawing creature {i + 1}'s motion")
+            m = motion_gen.sample(shapes[i:i + 1], frames, seed=seed + 1 + 7919 * k + i,
+                                  steps=steps)[0]
+            s = animate(model, stage, v, shapes[i], m, motion_fps, times)
+            if motion_share(v, s) > best:
+                motions[i], seq, best, redraws[i] = m, s, motion_share(v, s), k
+        seqs.append(seq)
     ident = [([0.0, 0.0, 0.0], 1.0)] * n
     meta = {"seed": int(seed), "steps": int(steps), "model_sha256": model.sha256,
-            "resolution": int(resolution)}
+            "resolution": int(resolution), "min_piece": float(min_piece),
+            "dropped_pieces": dropped, "min_motion": float(min_motion),
+            "motion_redraws": redraws}
     return Creatures(shapes, motions, motion_fps, stage, canon, faces, ident, meta), seqs
