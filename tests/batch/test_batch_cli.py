@@ -7,7 +7,6 @@ import importlib.util
 import json
 import subprocess
 import sys
-from html.parser import HTMLParser
 from pathlib import Path
 
 import av
@@ -30,18 +29,11 @@ def batch(*args: str) -> subprocess.CompletedProcess:
                           timeout=CEILING)
 
 
-class _Links(HTMLParser):
-    def __init__(self):
-        super().__init__()
-        self.links: list[str] = []
-
-    def handle_starttag(self, tag, attrs):
-        self.links += [v for k, v in attrs if k in ("src", "href", "poster")]
-
 
 @requires_bpy
 @pytest.mark.blender
-def test_seeds_are_made_rendered_and_indexed_and_each_remakes_from_its_entry(tmp_path):
+def test_seeds_are_made_rendered_and_indexed_and_each_remakes_from_its_entry(tmp_path,
+                                                                           html_links):
     out = tmp_path / "batch"
     done = batch("creature.procedural", "--seeds", "3..4", "--param", "frames=4", "fps=8",
                  "--embedded", "--out", str(out), "--resolution", "32", "--samples", "1")
@@ -65,9 +57,8 @@ def test_seeds_are_made_rendered_and_indexed_and_each_remakes_from_its_entry(tmp
         assert f"seed={e['seed']}" in e["remake"]
     a, b = (open_result(out / e["result"]).mesh_sequence(0).vertices for e in entries)
     assert np.abs(a - b).max() > 1e-3, "two seeds made the same creature"
-    links = _Links()
-    links.feed((out / "index.html").read_text())
-    assert len(links.links) == 6 and all((out / link).exists() for link in links.links)
+    links = html_links((out / "index.html").read_text())
+    assert len(links) == 6 and all((out / link).exists() for link in links)
     # the parameters an entry records remake its creature exactly
     with EmbeddedServer(tmp_path / "data") as srv, Client(srv.address, timeout=60) as c:
         job = c.submit(entries[1]["kind"], entries[1]["params"])

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shlex
-from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -68,16 +67,9 @@ def test_a_batch_that_cannot_run_says_why(spec, params, seeds, inputs, says):
         plan_batch(spec, params, seeds, inputs)
 
 
-class _Links(HTMLParser):
-    def __init__(self):
-        super().__init__()
-        self.links: list[str] = []
 
-    def handle_starttag(self, tag, attrs):
-        self.links += [v for k, v in attrs if k in ("src", "href", "poster")]
-
-
-def test_index_json_and_contact_sheet_name_every_item_with_relative_files(tmp_path):
+def test_index_json_and_contact_sheet_name_every_item_with_relative_files(tmp_path,
+                                                                         html_links):
     items = plan_batch(SEEDED, {"frames": "2"}, [1, 2], None)
     ok, bad = (BatchEntry.for_item(i) for i in items)
     ok.state, ok.result, ok.video, ok.still = "done", "results/1-seed1", "renders/a.mp4", "s.png"
@@ -89,8 +81,6 @@ def test_index_json_and_contact_sheet_name_every_item_with_relative_files(tmp_pa
     assert doc["items"][1]["error"] == "bad_param: <oops> & more"
     assert "seed=2" in doc["items"][1]["remake"]
     page = html_path.read_text()
-    links = _Links()
-    links.feed(page)
-    assert links.links == ["renders/a.mp4", "s.png", "results/1-seed1"]
+    assert html_links(page) == ["renders/a.mp4", "s.png", "results/1-seed1"]
     assert "&lt;oops&gt; &amp; more" in page and "<oops>" not in page
     assert "1 of 2 done" in page
