@@ -58,6 +58,7 @@ def builtin_kinds(debug: bool = False, models: ModelRegistry | None = None) -> d
     from backend.data import resample_jobs
     from backend.methods.dnf import jobs as dnf_jobs
     from backend.methods.ds4d import jobs as ds4d_jobs
+    from backend.methods.ds4d import mesh_job as ds4d_mesh
     from backend.models import discover_models
 
     models = models if models is not None else discover_models(None)
@@ -68,6 +69,7 @@ def builtin_kinds(debug: bool = False, models: ModelRegistry | None = None) -> d
         # DS4D needs no model: without DINOv2 weights it uses the weight-free descriptor
         JobKind(ds4d_jobs.TO4D_KIND, "backend.methods.ds4d.jobs:run_to4d"),
         JobKind(ds4d_jobs.RESAMPLE_KIND, "backend.methods.ds4d.jobs:run_resample"),
+        JobKind(ds4d_mesh.MESH_KIND, "backend.methods.ds4d.mesh_job:run_mesh"),
     ]
     dnf = models.for_method("dnf")
     if dnf:

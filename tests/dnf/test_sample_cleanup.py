@@ -6,14 +6,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from backend.data.mesh_pieces import drop_small_pieces
 from backend.methods.dnf.checkpoint import load_checkpoint
 from backend.methods.dnf.decode import marching_cubes
-from backend.methods.dnf.gen.creature import (
-    MOTION_REDRAWS,
-    drop_small_pieces,
-    motion_share,
-    sample_creatures,
-)
+from backend.methods.dnf.gen.creature import MOTION_REDRAWS, motion_share, sample_creatures
 from backend.methods.dnf.gen.mc import dense_grid
 from backend.methods.dnf.gen.store import load_model_generator
 from backend.methods.dnf.metrics import mesh_pieces

@@ -18,6 +18,7 @@ from backend.server.embedded import EmbeddedServer
 from blender_addon.core.client import Client
 from shared.gaussians import read_gaussian_result
 from shared.manifest import read_manifest
+from shared.results import open_result
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = Path(os.environ.get("ANIM4D_SHARED_DATA", REPO / ".." / "shared" / "data")) / "videos"
@@ -83,6 +84,16 @@ def test_cli_tiny_job_then_resample_reproduces_it_exactly(served, tmp_path):
         late = c.submit("video.resample", {"source": job_id, "times": [0.0, 1e5]})
         info = c.wait(late)
     assert info.state == "failed" and "past the clip's end" in info.error["message"]
+    with Client(served.address, timeout=30) as c:  # the same result as a mesh sequence
+        mesh_job = c.submit("video.mesh", {"source": job_id, "resolution": 32})
+        assert c.wait(mesh_job).state == "done"
+        mesh = open_result(c.fetch(mesh_job, tmp_path / "mesh")).mesh_sequence(0)
+    assert mesh.frame_count == seq.frame_count and np.allclose(mesh.times, seq.times)
+    assert mesh.colors is not None and len(mesh.faces) > 50
+    assert float(np.abs(mesh.vertices[-1] - mesh.vertices[0]).max()) > 1e-5  # it moves
+    lo, hi = seq.frames[0].means.min(0), seq.frames[0].means.max(0)
+    pad = 0.25 * float((hi - lo).max())
+    assert np.all(mesh.vertices[0] > lo - pad) and np.all(mesh.vertices[0] < hi + pad)
     res = _frames(tmp_path / "again")
     assert res.frame_count == len(both)
     assert read_manifest(tmp_path / "again").resample["times"] == pytest.approx(both)

@@ -20,6 +20,7 @@ import warnings
 import numpy as np
 import torch
 
+from backend.data.mesh_pieces import face_components  # noqa: F401 - used here and re-exported
 from shared.errors import FormatError
 
 
@@ -253,18 +254,6 @@ def inside(points: np.ndarray, verts: np.ndarray, faces: np.ndarray,
     """Boolean ``[P]``: generalised winding number test."""
     return np.abs(distance_and_winding(points, verts, faces, device)[1]) > 0.5
 
-
-def face_components(faces: np.ndarray, vertex_count: int | None = None) -> np.ndarray:
-    """Connected-component label ``[F]`` of every face (faces sharing a vertex connect)."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
-    faces = np.asarray(faces, dtype=np.int64)
-    n = int(vertex_count if vertex_count is not None else faces.max() + 1)
-    e = faces[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2)
-    graph = coo_matrix((np.ones(e.shape[0]), (e[:, 0], e[:, 1])), shape=(n, n))
-    _, labels = connected_components(graph, directed=False)
-    return labels[faces[:, 0]]
 
 
 def open_faces(faces: np.ndarray) -> np.ndarray:

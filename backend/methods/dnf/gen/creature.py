@@ -28,6 +28,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from backend.data.mesh_pieces import drop_small_pieces
 from shared.errors import FormatError
 
 from ..decode import displace, interpolate_vectors, marching_cubes, query_sdf
@@ -129,34 +130,6 @@ def mesh_shape(model, stage: str, shape_vec: torch.Tensor, resolution: int,
     info = {**info, "dropped_pieces": dropped}
     return verts, faces, info
 
-
-def drop_small_pieces(verts: np.ndarray, faces: np.ndarray, min_share: float
-                      ) -> tuple[np.ndarray, np.ndarray, int]:
-    """Drop the connected pieces of a mesh (``verts`` ``[V, 3]``, ``faces`` ``[F, 3]``) whose
-    surface area is under ``min_share`` of the whole (the largest piece always stays); unused
-    vertices go, the rest keep their order. Returns (verts, faces, pieces dropped).
-
-    Marching cubes of a sampled SDF leaves small islands (a hoof, a tail tip) where the field
-    dips below zero apart from the body; animated, they float. Every frame is the canonical mesh
-    moved, so dropping them once keeps one topology."""
-    if min_share <= 0 or len(faces) == 0:
-        return verts, faces, 0
-    from ..sdf import face_components
-
-    labels = face_components(faces)
-    a, b, c = (verts[faces[:, k]].astype(np.float64) for k in range(3))
-    area = 0.5 * np.linalg.norm(np.cross(b - a, c - a), axis=1)
-    per_piece = np.bincount(labels, weights=area)
-    keep_piece = per_piece >= min_share * per_piece.sum()
-    keep_piece[np.argmax(per_piece)] = True
-    dropped = int(len(per_piece) - keep_piece.sum())
-    if not dropped:
-        return verts, faces, 0
-    kept = faces[keep_piece[labels]]
-    used = np.unique(kept)
-    remap = np.full(len(verts), -1, np.int64)
-    remap[used] = np.arange(len(used))
-    return verts[used], remap[kept].astype(faces.dtype), dropped
 
 
 def animate(model, stage: str, verts: np.ndarray, shape_vec: torch.Tensor,
