@@ -90,3 +90,24 @@ def test_mp4_opens_with_the_right_frame_count_and_size(rendered, name):
     dist = np.array([[np.abs(d / 255.0 - g).mean() for g in over_grey] for d in decoded])
     assert dist.diagonal().max() < 0.03
     assert np.all(dist.diagonal()[:-1] < dist.diagonal(1))
+
+
+def test_grid_puts_every_result_in_one_video(tmp_path):
+    """``--grid``: one scene holding every result (as its saved .blend shows), one ``grid.mp4``
+    as long as the longest result."""
+    mesh = write_mesh_result(tmp_path / "mesh", frames=6, vertices=40, fps=12.0)
+    blob = write_blob_result(tmp_path / "blob", frames=4, fps=12.0)
+    out = tmp_path / "out"
+    done = subprocess.run([*ANIM4D, "render", str(mesh), str(blob), "--grid", "--blend", "--out",
+                           str(out), "--resolution", "32", "--samples", "1"],
+                          capture_output=True, text=True, timeout=CEILING)
+    assert done.returncode == 0, done.stderr
+    assert not (out / "mesh").exists() and not (out / "blob.mp4").exists()
+    assert len(sorted((out / "grid").glob("frame_*.png"))) == 6
+    with av.open(str(out / "grid.mp4")) as container:
+        assert sum(1 for _ in container.decode(video=0)) == 6
+    probe = ("import bpy, sys; bpy.ops.wm.open_mainfile(filepath=sys.argv[1]); "
+             "print(sorted(o.name for o in bpy.data.objects if o.name.startswith('Anim4D_')))")
+    names = subprocess.run([sys.executable, "-c", probe, str(out / "grid.blend")],
+                           capture_output=True, text=True, timeout=CEILING).stdout
+    assert "job-mesh" in names and "job-blob" in names, names
