@@ -58,7 +58,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         print(f"  for:      {p.purpose}")
         print(f"  presets:  {p.presets}")
         if p.extra:
-            print(f"  needs:    pip install 'anim4d[{p.extra}]'")
+            print(f"  needs:    pip install {p.extra} (optional; see the README)")
         print(f"  looked:   {'; '.join(loc.looked)}")
         if loc.present:
             rec = pm.recorded_checksums(p, loc.folder)
@@ -134,11 +134,11 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 def _offline_error(p, dest: Path, err: Exception):
     from shared.errors import Anim4DError
 
+    why = str(err).splitlines()[0].rstrip(".") if str(err) else ""
     return Anim4DError(
-        f"could not fetch {p.name} from {p.source}: {type(err).__name__}: "
-        f"{str(err).splitlines()[0].rstrip('.') if str(err) else ''}. `anim4d models fetch` needs internet "
-        f"access (and HF_HUB_OFFLINE unset); on a machine without it, copy the folder from one "
-        f"that has it to {dest}", "fetch_failed")
+        f"could not fetch {p.name} from {p.source}: {type(err).__name__}: {why}. "
+        "`anim4d models fetch` needs internet access (and HF_HUB_OFFLINE unset); on a "
+        f"machine without it, copy the folder from one that has it to {dest}", "fetch_failed")
 
 
 def _fetch_hub(p, dest: Path) -> dict[str, str]:

@@ -98,7 +98,7 @@ CATALOG: tuple[Pretrained, ...] = (
         purpose="LPIPS loss on the other views (AlexNet backbone; the lpips package ships its "
                 "linear layers); without it the multi-scale D-SSIM substitute is used",
         presets="cpu, paper (view_loss auto) with views besides the input",
-        approx_size="233 MB", required=(ALEXNET_FILE,), extra="lpips",
+        approx_size="233 MB", required=(ALEXNET_FILE,), extra="lpips torchvision",
         files=(FileCheck(ALEXNET_FILE, sha256="7be5be79"),)),
 )
 
