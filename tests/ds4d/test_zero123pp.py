@@ -183,3 +183,43 @@ def test_real_weights_six_views():
     pipe = load_zero123pp(Zero123ppConfig(model=model, steps=4))
     out = pipe(_frames(T=1, S=64))
     assert out.shape == (1, 6, 320, 320, 3) and torch.isfinite(out).all()
+
+
+def _rgba_pngs(folder: Path, T=4, S=40) -> list[Path]:
+    from PIL import Image
+
+    folder.mkdir(parents=True)
+    out = []
+    for t in range(T):
+        a = np.zeros((S, S, 4), np.uint8)
+        a[10 + t:30 + t, 12:28] = (220, 60, 40, 255)
+        out.append(folder / f"{t}.png")
+        Image.fromarray(a, "RGBA").save(out[-1])
+    return out
+
+
+def test_video_to4d_with_zero123pp_views_records_sources_and_losses(tiny_folder, tmp_path):
+    from backend.jobs.api import JobContext
+    from backend.methods.ds4d.jobs import run_to4d
+    from shared.errors import ParamError
+
+    frames = _rgba_pngs(tmp_path / "in")
+    ctx = JobContext("abcdef0123456789", tmp_path / "out", tmp_path / "work",
+                     models={"zero123pp": str(tiny_folder)})
+    params = {"preset": "tiny", "steps": 2, "views_source": "zero123pp", "zero123pp_steps": 2}
+    manifest = run_to4d(ctx, dict(params), frames)
+    extra = manifest.extra
+    assert extra["views_source"] == "zero123pp" and extra["view_loss"] == "msdssim"
+    assert any("substitute" in n for n in extra["notes"])
+    assert [c["name"] for c in manifest.cameras] == ["input", *VIEW_NAMES]
+    assert all(c["width"] == c["height"] == 32 for c in manifest.cameras)  # the tiny preset
+    # the input view alone: no other views' loss; a missing Zero123++ names the fetch command
+    ctx1 = JobContext("abcdef0123456780", tmp_path / "out1", tmp_path / "work1")
+    m1 = run_to4d(ctx1, {"preset": "tiny", "steps": 2}, frames)
+    assert m1.extra["views_source"] == "input" and m1.extra["view_loss"] == "none"
+    ctx2 = JobContext("abcdef0123456781", tmp_path / "out2", tmp_path / "work2",
+                      models={"zero123pp": str(tmp_path / "gone")})
+    with pytest.raises(ModelMissingError, match="anim4d models fetch zero123pp"):
+        run_to4d(ctx2, dict(params), frames)
+    with pytest.raises(ParamError, match="views_source=supplied needs the views input"):
+        run_to4d(ctx2, {"preset": "tiny", "views_source": "supplied"}, frames)

@@ -74,7 +74,8 @@ class Zero123ppConfig:
     model: str = REPO  # a local folder, or an id in the local Hugging Face cache
     steps: int = 28  # upstream default; 75 for fine detail
     guidance_scale: float = 4.0
-    tile: int = TILE  # pixels of one output view (the grid is 3 tile x 2 tile)
+    tile: int | None = None  # pixels of one output view (3 x 2 tiles); None: the condition
+    # image's size from feature_extractor_vae (320 for v1.1)
     temporal_anchor: bool = True  # STAG4D: later frames also attend to frame 0's reference
     seed: int = 0
     device: str = "cpu"
@@ -230,6 +231,7 @@ class Zero123ppPipeline:
         self.prep_clip = _Prep.read(folder / "feature_extractor_clip" / "preprocessor_config.json")
         self.prep_vae = _Prep.read(folder / "feature_extractor_vae" / "preprocessor_config.json")
         self.scale = 2 ** (len(self.vae.config.block_out_channels) - 1)
+        self.tile = cfg.tile or self.prep_vae.size
         self.state = install_reference_attention(self.unet)
         self.device, self.dtype = dev, dtype
 
@@ -264,7 +266,7 @@ class Zero123ppPipeline:
         prompt, ref = self.conditions(rgb, gen)
         sched = self.scheduler
         sched.set_timesteps(cfg.steps, device=self.device)
-        h, w = GRID[0] * cfg.tile // self.scale, GRID[1] * cfg.tile // self.scale
+        h, w = GRID[0] * self.tile // self.scale, GRID[1] * self.tile // self.scale
         shape = (1, self.unet.config.in_channels, h, w)
         latents = (torch.randn(shape, generator=gen).to(self.device, self.dtype)
                    * sched.init_noise_sigma)
@@ -311,7 +313,7 @@ class Zero123ppPipeline:
             grid = self.sample_frame(rgb, anchors, record=first, cancelled=cancelled)
             if first:
                 anchors = self.recorded
-            out.append(split_grid(grid, self.cfg.tile))
+            out.append(split_grid(grid, self.tile))
             if progress is not None:
                 progress(k + 1, frames.shape[0])
         self.recorded = []
