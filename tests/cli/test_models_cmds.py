@@ -85,6 +85,7 @@ def test_verify_passes_then_names_the_corrupted_file(fresh, capsys):
     out = capsys.readouterr().out
     assert f"CORRUPT {folder / 'model.safetensors'}" in out and "config.json:" not in out
     (folder / "model.safetensors").unlink()
+    assert not pm.locate(pm.by_name("dinov2-small"), fresh / "models").present  # weights needed
     assert main([*args[:2], "dinov2-small", *args[2:]]) == 1  # no weights: not present at all
     (folder / "model.safetensors").write_bytes(b"weights-v1")
     (folder / "config.json").unlink()
@@ -124,3 +125,14 @@ def test_fetch_arguments_and_offline_error(fresh, capsys):
     assert "could not fetch dinov2-small from huggingface.co/facebook/dinov2-small" in \
         done.stderr and "needs internet" in done.stderr and str(dest) in done.stderr
     assert "Traceback" not in done.stderr and not dest.exists()
+
+
+def test_present_models_reach_the_ds4d_workers(fresh):
+    from backend.jobs.registry import builtin_kinds
+    from backend.models import discover_models
+
+    kinds = builtin_kinds(models=discover_models(fresh / "models"))
+    assert kinds["video.to4d"].model_folders == {}
+    folder = _fake_dinov2(fresh / "models")
+    kinds = builtin_kinds(models=discover_models(fresh / "models"))
+    assert kinds["video.to4d"].model_folders == {"dinov2-small": str(folder)}

@@ -22,7 +22,13 @@
   field, without training again; at the result's own times it reproduces its frames exactly.
 
 No pretrained weights are needed: without DINOv2 on the server the weight-free descriptor is
-used (the result's ``extra.features`` says which).
+used (the result's ``extra.features`` says which). ``views_source``: ``auto`` (the supplied views
+if any, else the input view alone), ``input``, ``supplied``, or ``zero123pp`` (six Zero123++ v1.1
+pseudo-views per frame, :mod:`.pseudo_views`; a server without its weights fails the job naming
+the model and ``anim4d models fetch zero123pp``). The pretrained models the server found
+(``anim4d models list``: its models folder, then the library caches) arrive in
+``ctx.models``. ``extra.views_source`` and ``extra.view_loss`` (``lpips``, ``msdssim`` = the
+multi-scale D-SSIM substitute, or ``none`` with one view) record what was used.
 """
 
 from __future__ import annotations

@@ -2,10 +2,11 @@
 substitute (multi-scale D-SSIM).
 
 - ``lpips``: the ``lpips`` package (``pip install lpips torchvision``; optional, not a
-  dependency: see the README's models section) with its shipped linear layers (``v0.1``), on an AlexNet backbone whose
-  torchvision weights (``alexnet-owt-7be5be79.pth``) are found locally (the models folder's
-  ``ds4d/lpips-alex/``, or torch's hub cache; ``anim4d models fetch lpips-alex``). The package is
-  built with ``pnet_rand=True`` so it never downloads; the backbone is then loaded from the file.
+  dependency: see the README's models section) with its shipped linear layers (``v0.1``), on
+  an AlexNet backbone whose torchvision weights (``alexnet-owt-7be5be79.pth``) are found
+  locally (the models folder's ``ds4d/lpips-alex/``, or torch's hub cache; ``anim4d models
+  fetch lpips-alex``). The package is built with ``pnet_rand=True`` so it never downloads;
+  the backbone is then loaded from the file.
 - ``msdssim``: mean D-SSIM at full, 1/2 and 1/4 resolution (:func:`.train.multiscale_dssim`).
 
 ``view_loss="auto"`` picks LPIPS when both the package and the backbone file are here, else the
