@@ -115,6 +115,8 @@ class Server:
                  self.store.root, self.engine.workers, ", ".join(self.kinds))
         log.info("models (from %s and the shipped ones): %s", self.models.models_dir,
                  ", ".join(f"{m.method}/{m.name}" for m in self.models) or "none")
+        log.info("pretrained models here: %s (see `anim4d models list`)",
+                 ", ".join(e["name"] for e in self.pretrained if e["present"]) or "none")
         return self.address
 
     def _setup_curve(self, sock: zmq.Socket, keys: Path) -> None:

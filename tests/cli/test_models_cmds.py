@@ -136,3 +136,24 @@ def test_present_models_reach_the_ds4d_workers(fresh):
     folder = _fake_dinov2(fresh / "models")
     kinds = builtin_kinds(models=discover_models(fresh / "models"))
     assert kinds["video.to4d"].model_folders == {"dinov2-small": str(folder)}
+
+
+def test_hello_announces_the_pretrained_models_and_the_addon_shows_them(fresh):
+    from backend.server.embedded import EmbeddedServer
+    from blender_addon.core.client import Client
+    from blender_addon.core.jobs_state import JobsState
+    from blender_addon.core.worker import Event
+
+    _fake_dinov2(fresh / "models")
+    srv = EmbeddedServer(fresh / "srv", kinds={}, models_dir=fresh / "models")
+    try:
+        with Client(srv.address, timeout=30) as c:
+            info = c.hello()
+    finally:
+        srv.stop()
+    assert [(e["name"], e["present"]) for e in info.pretrained] == [
+        ("dinov2-small", True), ("zero123pp", False), ("lpips-alex", False)]
+    assert all(str(fresh) not in str(e) for e in info.pretrained)  # never a path
+    state = JobsState()
+    state.apply(Event("hello", data=info))
+    assert state.pretrained_text == "Pretrained: dinov2-small yes, zero123pp no, lpips-alex no"
