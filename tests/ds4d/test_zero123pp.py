@@ -223,3 +223,36 @@ def test_video_to4d_with_zero123pp_views_records_sources_and_losses(tiny_folder,
         run_to4d(ctx2, dict(params), frames)
     with pytest.raises(ParamError, match="views_source=supplied needs the views input"):
         run_to4d(ctx2, {"preset": "tiny", "views_source": "supplied"}, frames)
+
+
+@torch.no_grad()
+def test_sampling_loop_noises_the_reference_and_anchors_step_by_step(tiny_folder):
+    pipe = _pipe(tiny_folder, steps=4)
+    calls = []  # (mode, sample, anchor, current after the call)
+    forward = pipe.unet.forward
+
+    def spy(sample, t, *a, **kw):
+        st = pipe.state
+        out = forward(sample, t, *a, **kw)
+        calls.append((st.mode, sample.clone(), st.anchor, dict(st.current)))
+        return out
+
+    pipe.unet.forward = spy
+    frames = _frames(T=2, seed=3)
+    pipe(frames)
+    writes = [c for c in calls if c[0] == "write"]
+    reads = [c for c in calls if c[0] == "read"]
+    assert len(writes) == len(reads) == 8  # 2 frames x 4 steps, one pass of each per step
+    # the reference pass sees the input's latent noised to the step's level:
+    # x = (ref + sigma * noise) / sqrt(sigma^2 + 1), noise ~ N(0, 1)
+    gen = torch.Generator().manual_seed(pipe.cfg.seed)
+    _, ref = pipe.conditions(frames[0].permute(2, 0, 1)[None], gen)
+    sigmas = pipe.scheduler.sigmas[:4].tolist()
+    for (_, x, _, _), s in zip(writes[:4], sigmas, strict=True):
+        noise = (x * (s * s + 1) ** 0.5 - ref) / s
+        assert 0.6 < float(noise.std()) < 1.4, (s, float(noise.std()))
+    # frame 0 reads no anchor; frame 1 at step i reads frame 0's reference tokens of step i
+    assert all(c[2] is None for c in reads[:4])
+    for i in range(4):
+        anchor, frame0 = reads[4 + i][2], writes[i][3]
+        assert anchor.keys() == frame0.keys() and all(anchor[k] is frame0[k] for k in anchor)
