@@ -123,6 +123,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_render_command(sub)
 
+    from backend.cli.models_cmds import add_models_commands
+
+    add_models_commands(sub)
+
     p = sub.add_parser(
         "batch", help="run one job kind over seeds or inputs, render each, index them",
         description="Submit KIND once per seed and/or input file, wait for all under one bar, "

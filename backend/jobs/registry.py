@@ -60,14 +60,17 @@ def builtin_kinds(debug: bool = False, models: ModelRegistry | None = None) -> d
     from backend.methods.ds4d import jobs as ds4d_jobs
     from backend.methods.ds4d import mesh_job as ds4d_mesh
     from backend.models import discover_models
+    from backend.models.pretrained import present_folders
 
     models = models if models is not None else discover_models(None)
     kinds = [
         JobKind(data_jobs.PROCEDURAL_KIND, "backend.data.jobs:run_procedural"),
         JobKind(data_jobs.BAKE_KIND, "backend.data.jobs:run_bake"),
         *(JobKind(spec, f"backend.data.resample_jobs:{fn}") for spec, fn in resample_jobs.KINDS),
-        # DS4D needs no model: without DINOv2 weights it uses the weight-free descriptor
-        JobKind(ds4d_jobs.TO4D_KIND, "backend.methods.ds4d.jobs:run_to4d"),
+        # DS4D needs no model: without DINOv2 weights it uses the weight-free descriptor; the
+        # pretrained models found here (models folder, then library caches) reach its workers
+        JobKind(ds4d_jobs.TO4D_KIND, "backend.methods.ds4d.jobs:run_to4d",
+                present_folders(models.models_dir, "ds4d")),
         JobKind(ds4d_jobs.RESAMPLE_KIND, "backend.methods.ds4d.jobs:run_resample"),
         JobKind(ds4d_mesh.MESH_KIND, "backend.methods.ds4d.mesh_job:run_mesh"),
     ]

@@ -23,6 +23,7 @@ import zmq
 
 from backend.jobs.registry import JobKind, builtin_kinds
 from backend.models import discover_models
+from backend.models.pretrained import hello_entries
 from backend.server.config import ServerConfig, is_loopback
 from backend.server.engine import JobEngine
 from backend.server.sources import dependents, resolve_job_params
@@ -62,6 +63,7 @@ class Server:
                  context: zmq.Context | None = None):
         self.config = config
         self.models = discover_models(config.resolved_models_dir)
+        self.pretrained = hello_entries(config.resolved_models_dir)
         self.kinds = (kinds if kinds is not None
                       else builtin_kinds(config.debug_kinds, self.models))
         self.store = JobStore(config.data_dir)
@@ -113,6 +115,8 @@ class Server:
                  self.store.root, self.engine.workers, ", ".join(self.kinds))
         log.info("models (from %s and the shipped ones): %s", self.models.models_dir,
                  ", ".join(f"{m.method}/{m.name}" for m in self.models) or "none")
+        log.info("pretrained models here: %s (see `anim4d models list`)",
+                 ", ".join(e["name"] for e in self.pretrained if e["present"]) or "none")
         return self.address
 
     def _setup_curve(self, sock: zmq.Socket, keys: Path) -> None:
@@ -275,7 +279,7 @@ class Server:
             "server": "anim4d", "server_version": __version__, "protocol": PROTOCOL_VERSION,
             "kinds": [k.spec.to_json() for k in self.kinds.values()
                       if k.spec.protocol_minor <= msg.version[1]],
-            "models": self.models.to_json(),
+            "models": self.models.to_json(), "pretrained": self.pretrained,
             "limits": {"max_message_bytes": self.config.max_message_bytes,
                        "inline_input_bytes": INLINE_INPUT_LIMIT,
                        "upload_chunk_bytes": UPLOAD_CHUNK_BYTES,

@@ -59,6 +59,8 @@ class ANIM4D_PT_main(_Base, bpy.types.Panel):
         row.operator("anim4d.connect", text="", icon="FILE_REFRESH")
         if st.connection == "connected":
             box.label(text=f"anim4d {st.server_version}, protocol {st.protocol_version}")
+            if st.pretrained_text:
+                box.label(text=st.pretrained_text)
         if st.last_error:
             col = box.column()
             col.alert = True

@@ -259,7 +259,8 @@ class Client:
                 kinds=[params.KindSpec.from_json(k) for k in c["kinds"]],
                 limits=dict(c.get("limits") or {}), workers=int(c.get("workers", 1)),
                 curve=bool(c.get("curve", False)),
-                models=[dict(m) for m in c.get("models") or []])
+                models=[dict(m) for m in c.get("models") or []],
+                pretrained=[dict(m) for m in c.get("pretrained") or []])
         except (KeyError, TypeError, ValueError) as err:
             raise ServerError(f"{self.address}: malformed hello reply ({err})",
                               "bad_reply") from None

@@ -141,6 +141,7 @@ class HelloInfo:
     workers: int = 1
     curve: bool = False
     models: list[dict[str, Any]] = field(default_factory=list)  # {name, method, sha256, size}
+    pretrained: list[dict[str, Any]] = field(default_factory=list)  # {name, method, present, ...}
 
     def kind(self, name: str) -> params.KindSpec:
         for k in self.kinds:

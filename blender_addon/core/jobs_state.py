@@ -52,6 +52,14 @@ class JobView:
         return text
 
 
+def pretrained_line(entries: list[dict]) -> str:
+    """One panel line saying which pretrained models the backend has (empty: none announced)."""
+    if not entries:
+        return ""
+    return "Pretrained: " + ", ".join(
+        f"{e.get('name', '?')} {'yes' if e.get('present') else 'no'}" for e in entries)
+
+
 @dataclass
 class JobsState:
     """Connection, kinds and jobs as last reported by the worker."""
@@ -61,6 +69,7 @@ class JobsState:
     server_version: str = ""
     protocol_version: str = ""
     kinds: list[Any] = field(default_factory=list)  # shared.params.KindSpec
+    pretrained_text: str = ""  # "Pretrained: dinov2-small yes, zero123pp no" (hello)
     last_error: str = ""
     last_error_code: str = ""
     latency_s: float | None = None
@@ -96,6 +105,7 @@ class JobsState:
             self.server_version = info.server_version
             self.protocol_version = info.protocol_version
             self.kinds = list(info.kinds)
+            self.pretrained_text = pretrained_line(getattr(info, "pretrained", []))
             self.last_error = ""
         elif t == "pong":
             self.connection, self.latency_s = "connected", float(event.data)

@@ -35,7 +35,8 @@ def probe(argv: list[str]) -> dict:
 
 @pytest.mark.parametrize("argv", [["--help"], ["submit", "--help"], ["serve", "--help"],
                                   ["fetch", "--help"], ["resample", "--help"],
-                                  ["render", "--help"], ["batch", "--help"]])
+                                  ["render", "--help"], ["batch", "--help"],
+                                  ["models", "--help"], ["models", "fetch", "--help"]])
 def test_help_imports_nothing_heavy(argv):
     got = probe(argv)
     assert "usage: anim4d" in got["help"]

@@ -69,8 +69,8 @@ def test_missing_model_names_it_where_and_the_fetch_command(tmp_path):
     with pytest.raises(ModelMissingError) as e:
         load_dinov2(str(where))
     msg = str(e.value)
-    assert str(where / "config.json") in msg and f"hf download facebook/dinov2-small " \
-        f"--local-dir {where}" in msg and e.value.code == "model_missing"
+    assert str(where / "config.json") in msg and f"anim4d models fetch dinov2-small " \
+        f"--to {where}" in msg and e.value.code == "model_missing"
     with pytest.raises(ModelMissingError) as e:
         load_dinov2("someone/not-a-cached-model")
     msg = str(e.value)

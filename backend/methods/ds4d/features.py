@@ -79,6 +79,8 @@ def _is_path(model: str) -> bool:
 def fetch_command(model: str, folder: str | None = None) -> str:
     """The one command that puts ``model`` (a Hugging Face id, or a folder to fill) on disk."""
     repo = "facebook/dinov2-small" if _is_path(model) or "/" not in model else model
+    if repo == "facebook/dinov2-small":  # in the catalog (backend/models/pretrained.py)
+        return "anim4d models fetch dinov2-small" + (f" --to {folder}" if folder else "")
     dest = folder or f"models/{repo.split('/')[-1]}"
     return f"hf download {repo} --local-dir {dest}"
 
@@ -113,7 +115,9 @@ def load_dinov2(model: str, device: str | torch.device = "cpu"):
     except (OSError, ValueError) as e:
         raise ModelMissingError(
             f"DINOv2 model {model!r} could not be loaded from {where}: {str(e).splitlines()[0]}. "
-            f"Fetch it with: {fetch_command(model)} and pass that folder as the model") from None
+            f"Fetch it with: {fetch_command(model)}"
+            + ("" if fetch_command(model).startswith("anim4d") else
+               " and pass that folder as the model")) from None
     return net.to(device).eval()
 
 

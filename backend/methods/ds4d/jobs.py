@@ -22,7 +22,13 @@
   field, without training again; at the result's own times it reproduces its frames exactly.
 
 No pretrained weights are needed: without DINOv2 on the server the weight-free descriptor is
-used (the result's ``extra.features`` says which).
+used (the result's ``extra.features`` says which). ``views_source``: ``auto`` (the supplied views
+if any, else the input view alone), ``input``, ``supplied``, or ``zero123pp`` (six Zero123++ v1.1
+pseudo-views per frame, :mod:`.pseudo_views`; a server without its weights fails the job naming
+the model and ``anim4d models fetch zero123pp``). The pretrained models the server found
+(``anim4d models list``: its models folder, then the library caches) arrive in
+``ctx.models``. ``extra.views_source`` and ``extra.view_loss`` (``lpips``, ``msdssim`` = the
+multi-scale D-SSIM substitute, or ``none`` with one view) record what was used.
 """
 
 from __future__ import annotations
@@ -55,6 +61,7 @@ PREVIEW_MAX_GAUSSIANS = 20_000
 DEFAULT_FPS = 24.0  # image inputs have no frame rate
 PRESET_NAMES = ("tiny", "cpu", "paper")  # .presets.PRESETS (a test keeps them equal)
 BACKGROUNDS = ("auto", "alpha", "mask", "white", "black", "green")  # .clip.BACKGROUNDS (a test)
+VIEWS_SOURCES = ("auto", "input", "supplied", "zero123pp")
 
 TO4D_KIND = KindSpec(
     name=TO4D, title="Video to 4D",
@@ -75,6 +82,13 @@ TO4D_KIND = KindSpec(
                   help="Where the mask comes from: auto (alpha of RGBA frames, else the masks "
                        "input, else a keyed uniform background), alpha, mask (the masks "
                        "input), or a colour to key out: white, black, green"),
+        ParamSpec("views_source", "enum", "auto", choices=VIEWS_SOURCES,
+                  help="Where the other views come from: auto (the supplied views if any, "
+                       "else the input view alone), input, supplied (the views and cameras "
+                       "inputs), zero123pp (six generated views per frame; needs the Zero123++ "
+                       "v1.1 weights on the server: anim4d models fetch zero123pp)"),
+        ParamSpec("zero123pp_steps", "int", 0, help="Zero123++ sampling steps per frame; 0 = "
+                  "28 (upstream's default; 75 for fine detail)", min=0, max=200),
     ),
     inputs=(InputSpec("video", VIDEO_SUFFIXES + IMAGE_SUFFIXES, multiple=True,
                       help="The clip: one video, or the frames of an image sequence (in "
@@ -162,6 +176,31 @@ def preview_payload(stage: str, step: int, steps: int, times: list[float],
     return content, arrays
 
 
+def _zero123pp_source(ctx: JobContext, clip, steps: int):
+    """Zero123++ pseudo-views of every frame (progress 0.02 -> 0.05; a cancel ends the job)."""
+    import torch
+
+    from .pseudo_views import Zero123ppViews
+    from .zero123pp import REPO, Zero123ppConfig
+
+    cuda = torch.cuda.is_available()
+    zcfg = Zero123ppConfig(model=ctx.models.get("zero123pp", REPO),
+                           device="cuda" if cuda else "cpu",
+                           dtype="float16" if cuda else "float32")
+    if steps:
+        zcfg.steps = steps
+
+    def progress(done: int, total: int) -> None:
+        ctx.progress("views", 0.02 + 0.03 * done / total,
+                     f"Zero123++ views of frame {done}/{total}")
+
+    ctx.progress("views", 0.02, "Zero123++: loading the model", force=True)
+    try:
+        return Zero123ppViews(clip, zcfg, progress=progress, cancelled=ctx.cancelled)
+    except InterruptedError:
+        raise JobCancelled() from None
+
+
 def run_to4d(ctx: JobContext, params: dict, inputs: list[Path]) -> Manifest:
     import torch
 
@@ -190,9 +229,23 @@ def run_to4d(ctx: JobContext, params: dict, inputs: list[Path]) -> Manifest:
     ctx.progress("load", 0.0, f"Reading {len(inputs)} file(s)", force=True)
     in_cfg = InputConfig(size=cfg.size, frames=cfg.frames, background=params["background"])
     clip = load_clip(source, in_cfg, masks=masks)
+    cfg.feature_model = ctx.models.get("dinov2-small", cfg.feature_model)
+    cfg.lpips_folder = ctx.models.get("lpips-alex", cfg.lpips_folder)
+    views_source = params["views_source"]
+    if views_source == "auto":
+        views_source = "supplied" if slots["views"] or cameras_file else "input"
+    if views_source in ("input", "zero123pp") and slots["views"]:
+        raise ParamError(f"{TO4D}: views_source={views_source} takes no views input, got "
+                         f"{len(slots['views'])} file(s); use views_source=supplied")
+    if views_source == "supplied" and not slots["views"]:
+        raise ParamError(f"{TO4D}: views_source=supplied needs the views input (one clip per "
+                         "view) and a cameras file")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        source = supplied_view_source(clip, slots["views"], cameras_file, in_cfg)
+        if views_source == "zero123pp":
+            source = _zero123pp_source(ctx, clip, params["zero123pp_steps"])
+        else:
+            source = supplied_view_source(clip, slots["views"], cameras_file, in_cfg)
         notes = [str(w.message) for w in caught]
     scene = Scene.from_source(source)
     seconds, duration = _frame_seconds(clip)
@@ -227,7 +280,10 @@ def run_to4d(ctx: JobContext, params: dict, inputs: list[Path]) -> Manifest:
                for v, name in enumerate(scene.names)]
     extra = {"gaussians_correspond": True, "state_file": STATE_FILE, "preset": cfg.name,
              "features": result.feature_kind, "steps": result.steps, "duration_s": duration,
-             "notes": notes, "mask_source": clip.mask_source, "clip_times": times}
+             "notes": notes, "mask_source": clip.mask_source, "clip_times": times,
+             "views_source": views_source, "view_loss": result.view_loss or "none"}
+    if result.view_loss_why:
+        notes.append(f"other views' loss: {result.view_loss_why}")
     if result.cancelled_at_step is not None:
         extra["cancelled_at_step"] = int(result.cancelled_at_step)
     ctx.out_dir.mkdir(parents=True, exist_ok=True)

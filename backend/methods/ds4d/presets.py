@@ -44,6 +44,7 @@ class DS4DConfig:
     frames: int = 16
     # features (weight-free descriptor unless DINOv2 weights are on the server)
     feature_backend: Literal["auto", "dinov2", "descriptor"] = "auto"
+    feature_model: str = "facebook/dinov2-small"  # a local folder, or an id in the HF cache
     feature_image_size: int = 224
     descriptor_dim: int = 32
     tssf_mode: Literal["auto", "ga", "da"] = "auto"  # auto: DA with pseudo/other views, else GA
@@ -74,7 +75,9 @@ class DS4DConfig:
     # losses
     ssim_lambda: float = 0.2  # real view: (1 - l) L1 + l D-SSIM
     mask_weight: float = 0.5
-    other_view_weight: float = 0.5  # the LPIPS substitute on the other views
+    other_view_weight: float = 0.5  # LPIPS (or its substitute) on the other views
+    view_loss: Literal["auto", "lpips", "msdssim"] = "auto"  # auto: LPIPS where its weights are
+    lpips_folder: str | None = None  # folder holding the AlexNet weights (else torch's cache)
     tv_weight: float = 1e-4  # HexPlane total variation (all planes)
     smooth_weight: float = 1e-3  # HexPlane second difference along time
     # misc

@@ -33,7 +33,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from backend.render.fit import scene_scale_from_cameras
@@ -47,6 +46,7 @@ from .init_points import HullConfig, carve_hull, hull_points, inflated_silhouett
 from .model import DS4DModel
 from .point_features import PointFeatureSampler
 from .presets import DS4DConfig, StageDensify
+from .view_loss import ViewLoss, make_view_loss, multiscale_dssim  # noqa: F401 (re-exported)
 from .views import ViewSource
 
 Progress = Callable[[str, float, str], None]
@@ -89,17 +89,8 @@ class TrainResult:
     timings: dict[str, float] = field(default_factory=dict)  # seconds per phase, summed
     feature_kind: str = ""
     stage_timings: dict[str, dict[str, float]] = field(default_factory=dict)  # per stage
-
-
-def _downsample(x: Tensor, s: int) -> Tensor:
-    """[B, H, W, C] average-pooled by ``s``."""
-    return F.avg_pool2d(x.permute(0, 3, 1, 2), s).permute(0, 2, 3, 1) if s > 1 else x
-
-
-def multiscale_dssim(a: Tensor, b: Tensor, scales: tuple[int, ...] = (1, 2, 4)) -> Tensor:
-    """Mean D-SSIM of [B, H, W, 3] images at full and pooled resolutions (the LPIPS substitute)."""
-    used = [s for s in scales if a.shape[1] // s >= 4] or [1]
-    return sum(dssim(_downsample(a, s), _downsample(b, s)) for s in used) / len(used)
+    view_loss: str = ""  # "lpips" or "msdssim" (the other views' loss; "" with one view)
+    view_loss_why: str = ""
 
 
 def _strategy(d: StageDensify, scale: float, gen: torch.Generator) -> CPUDefaultStrategy | None:
@@ -149,11 +140,13 @@ def train(
     report("features", 0.0, f"frame features of {V} view(s) x {T} frames")
     tf = time.monotonic()
     feats = extract_features([scene.rgba[v] for v in range(V)], FeatureConfig(
-        backend=cfg.feature_backend, image_size=cfg.feature_image_size,
+        backend=cfg.feature_backend, model=cfg.feature_model, image_size=cfg.feature_image_size,
         descriptor_dim=cfg.descriptor_dim))
     sampler = PointFeatureSampler(feats.maps, scene.times, scene.viewmats, scene.Ks,
                                   [(W, H)] * V)
     t_features = time.monotonic() - tf
+    other: ViewLoss | None = (make_view_loss(cfg.view_loss, cfg.lpips_folder, device)
+                              if V > 1 else None)
     report("init", 0.0, "initial points")
     g0 = initial_gaussians(scene, cfg, gen)
     mode = cfg.tssf_mode if cfg.tssf_mode != "auto" else ("da" if V > 1 else "ga")
@@ -178,7 +171,7 @@ def train(
                 + cfg.mask_weight * mask_loss(out.alpha[:1], target[:1, ..., 3:]))
         if V > 1:
             main = main + cfg.other_view_weight * (
-                multiscale_dssim(out.rgb[1:], gt[1:])
+                other.fn(out.rgb[1:], gt[1:])
                 + cfg.mask_weight * mask_loss(out.alpha[1:], target[1:, ..., 3:]))
         return main, gt
 
@@ -265,4 +258,5 @@ def train(
     model.to("cpu")
     model.eval()
     return TrainResult(model, trainer.step, time.monotonic() - t0, cancelled_at, history,
-                       timings, feats.kind, stage_timings)
+                       timings, feats.kind, stage_timings,
+                       other.name if other else "", other.why if other else "")
