@@ -19,7 +19,7 @@ $(BIN)/python:
 
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev,blender]'
+	$(BIN)/python -m pip install -q -e '.[dev,blender,ray]'
 	@touch $@
 
 install: $(STAMP)

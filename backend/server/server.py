@@ -25,6 +25,7 @@ from backend.jobs.registry import JobKind, builtin_kinds
 from backend.models import discover_models
 from backend.server.config import ServerConfig, is_loopback
 from backend.server.engine import JobEngine
+from backend.server.scheduling import MAX_PRIORITY, MIN_PRIORITY
 from backend.server.sources import dependents, resolve_job_params
 from backend.server.store import JobRecord, JobStore
 from backend.server.uploads import Uploads
@@ -57,6 +58,42 @@ class _Stream:
     pending: list | None = None
 
 
+def _executor_args(config: ServerConfig) -> dict:
+    """The engine's executor and scheduling settings from the server's config."""
+    args = {"max_queued_per_client": config.max_queued_per_client,
+            "max_running_per_client": config.max_running_per_client}
+    if config.executor == "ray":
+        from backend.server.ray_executor import RayExecutor
+
+        args["executor"] = RayExecutor(config.ray_address, config.workers or None)
+        args["retries"] = config.retries
+    elif config.executor != "local":
+        raise Anim4DError(f"executor {config.executor!r}: expected local or ray", "bad_param")
+    return args
+
+
+def _client_of(identity: bytes, frames: list) -> str:
+    """Who sent a message, for fair share and limits: ``curve:<public key>`` (Z85) when the
+    server uses CURVE keys, else ``local:<connection>``: without keys each connection is its own
+    share (a client cannot prove more; see backend/server/scheduling.py)."""
+    try:
+        user = frames[1].get("User-Id")
+    except Exception:  # noqa: BLE001 - no property: not authenticated
+        user = None
+    if user and user != "anonymous":
+        return f"curve:{user}"
+    return f"local:{identity.hex()}"
+
+
+def _priority(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not (
+            MIN_PRIORITY <= value <= MAX_PRIORITY):
+        raise ParamError(f"submit: priority {value!r} is not accepted: an integer from "
+                         f"{MIN_PRIORITY} to {MAX_PRIORITY} (default 0; higher starts first)",
+                         "bad_param")
+    return value
+
+
 class Server:
     def __init__(self, config: ServerConfig, kinds: dict[str, JobKind] | None = None,
                  context: zmq.Context | None = None):
@@ -67,7 +104,8 @@ class Server:
         self.store = JobStore(config.data_dir)
         self.uploads = Uploads(self.store.uploads_dir, max_bytes=64 * 1024**3)
         self.engine = JobEngine(self.store, self.kinds, config.workers, config.cancel_grace_s,
-                                on_change=self._on_job_change, warm=config.warm_workers)
+                                on_change=self._on_job_change, warm=config.warm_workers,
+                                **_executor_args(config))
         self.ctx = context or zmq.Context.instance()
         self.socket: zmq.Socket | None = None
         self.address = ""
@@ -81,6 +119,7 @@ class Server:
         # stops reading delays only itself, and is dropped past MAX_OUTBOX messages.
         self.outbox: dict[bytes, deque[list]] = {}
         self._stop = threading.Event()
+        self._sender = "local"  # the client of the message being handled (see _client_of)
         self._auth = None
         self._last_heartbeat = 0.0
 
@@ -248,6 +287,7 @@ class Server:
                 log.info("refused a malformed message: %s", err)
                 self._send(identity, error_message(err.code, str(err), mid, job))
                 continue
+            self._sender = _client_of(identity, frames)
             try:
                 self._dispatch(identity, msg)
             except Anim4DError as err:
@@ -281,7 +321,8 @@ class Server:
                        "upload_chunk_bytes": UPLOAD_CHUNK_BYTES,
                        "result_chunk_bytes": self.config.chunk_bytes,
                        "heartbeat_s": self.config.heartbeat_s},
-            "workers": self.engine.workers, "curve": bool(self.config.curve_keys),
+            "workers": self.engine.slots, "curve": bool(self.config.curve_keys),
+            "executor": self.config.executor,
         }))
 
     def _on_ping(self, identity: bytes, msg: Message) -> None:
@@ -304,9 +345,12 @@ class Server:
                              + ", ".join(sorted(self.kinds)), "unknown_kind")
         params = kind.spec.validate_params(msg.content["params"])
         params = resolve_job_params(kind.spec, params, self.engine.records)
+        priority = _priority(msg.content.get("priority", 0))
+        self.engine.check_limits(self._sender)
         inputs = self._check_inputs(kind, msg)
         job_id = uuid.uuid4().hex
-        record = JobRecord(id=job_id, kind=name, params=params, inputs=[n for n, _ in inputs])
+        record = JobRecord(id=job_id, kind=name, params=params, inputs=[n for n, _ in inputs],
+                           client=self._sender, priority=priority)
         self.store.create(record)
         try:
             for fname, source in inputs:

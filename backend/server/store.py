@@ -46,6 +46,11 @@ class JobRecord:
     result: dict[str, Any] | None = None
     #: seconds the method itself ran (measured in the worker); kept on disk, not sent to clients
     method_s: float | None = None
+    #: who submitted it: the fair-share key (see backend/server/scheduling.py)
+    client: str = "local"
+    priority: int = 0
+    #: times it was run again after its worker died (the Ray executor's ``--retries``)
+    attempts: int = 0
 
     @property
     def terminal(self) -> bool:

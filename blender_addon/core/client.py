@@ -282,9 +282,9 @@ class Client:
         self.request("delete", job=job_id)
 
     def submit(self, kind: str, params_: dict | None = None, inputs=(),
-               on_progress: ProgressCallback | None = None) -> str:
+               on_progress: ProgressCallback | None = None, priority: int | None = None) -> str:
         """Upload ``inputs`` (paths), submit the job, return its id. Progress events that follow
-        are kept for :meth:`wait`."""
+        are kept for :meth:`wait`. ``priority``: -10..10, higher starts first (default 0)."""
         specs, arrays = [], {}
         inline_left = protocol.INLINE_INPUT_LIMIT  # inline bytes of the whole message
         for i, path in enumerate(Path(p) for p in inputs):
@@ -297,8 +297,10 @@ class Client:
                 specs.append({"name": path.name, "array": f"input{i}"})
             else:
                 specs.append({"name": path.name, "upload": self._upload(path, on_progress)})
-        reply = self.request("submit", {"kind": kind, "params": dict(params_ or {}),
-                                        "inputs": specs}, arrays=arrays)
+        content = {"kind": kind, "params": dict(params_ or {}), "inputs": specs}
+        if priority is not None:
+            content["priority"] = priority
+        reply = self.request("submit", content, arrays=arrays)
         job_id = reply.job or reply.content["job"]["id"]
         self._watching[job_id] = reply.reply_to
         return job_id

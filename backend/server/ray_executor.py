@@ -1,0 +1,401 @@
+"""Running jobs on a Ray cluster (``anim4d serve --executor ray``).
+
+The gateway (the ZeroMQ server) keeps everything it keeps in local mode: job records, the store,
+the queue with its fair share, events to clients, cancel and its grace. Only where a job runs
+changes: each job is a Ray task that runs the same :func:`backend.server.worker.worker_main` as
+a local worker process, with the resources its kind declares (``JobKind.resources``).
+
+Messages (progress, preview, finishing, the final one) go from the task to a *channel* actor, one
+per gateway, through a sender thread in the task: ``worker_main`` never waits on the network. The
+sender calls the channel at least every :data:`CANCEL_POLL_S`; each call answers whether the job
+was cancelled, which is what the method's ``ctx.cancelled()`` reads. A kill (a cancel ignored past
+its grace) is ``ray.cancel(force=True)``.
+
+Every Ray call is made on one thread of the gateway, the *pump*: the server loop only reads and
+writes Python queues, so it never blocks on Ray. The pump submits tasks, drains the channel into
+per-job inboxes (:class:`_Inbox`, what the engine reads as a worker's pipe), and watches the
+tasks: a task that ends without a final message died (its worker process killed, its node lost):
+the engine then retries the job (``--retries``) or fails it with the reason.
+
+Results: the task writes into the job's folder in the gateway's store, by path, so the workers
+must see the gateway's data directory at the same path (one machine, or a shared mount). A store
+reached by URL (fsspec) is not done. The anim4d package must be importable on every Ray node.
+When the gateway dies, Ray ends the tasks it owns and its channel with it.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass
+
+from backend.jobs.registry import Resources
+
+log = logging.getLogger("anim4d.ray")
+#: how often a running task asks the channel whether it was cancelled (and sends what it has)
+CANCEL_POLL_S = 0.2
+#: how often the pump re-reads the cluster's resources
+RESOURCES_EVERY_S = 5.0
+
+
+class _Inbox:
+    """A job's messages as the engine reads them (the pipe's ``poll``/``recv``/``close``)."""
+
+    def __init__(self) -> None:
+        self.messages: deque = deque()
+
+    def poll(self) -> bool:
+        return bool(self.messages)
+
+    def recv(self):
+        try:
+            return self.messages.popleft()
+        except IndexError:
+            raise EOFError from None
+
+    def close(self) -> None:
+        pass
+
+
+class _Task:
+    """A job's Ray task as the engine sees its worker process."""
+
+    def __init__(self, executor: RayExecutor, key: str):
+        self.executor, self.key = executor, key
+        self.ended = threading.Event()
+        self.death_reason: str | None = None
+        self.launch_error: str | None = None
+        self.exitcode: int | None = None
+        self.pid: int | None = None
+
+    def is_alive(self) -> bool:
+        return not self.ended.is_set()
+
+    def kill(self) -> None:
+        self.executor.commands.put(("kill", self.key))
+
+    def join(self, timeout: float | None = None) -> None:
+        self.ended.wait(timeout)
+
+
+class _Cancel:
+    def __init__(self, executor: RayExecutor, key: str):
+        self.executor, self.key = executor, key
+        self._set = False
+
+    def set(self) -> None:
+        if not self._set:
+            self._set = True
+            self.executor.commands.put(("cancel", self.key))
+
+    def is_set(self) -> bool:
+        return self._set
+
+
+@dataclass
+class _Job:
+    args: tuple
+    resources: Resources
+    inbox: _Inbox
+    task: _Task
+    ref: object = None
+
+
+class RayExecutor:
+    """Runs the engine's jobs as Ray tasks (see the module docstring).
+
+    ``address``: the cluster (``ray.init``'s: None finds a local one or starts one; in a process
+    already connected to Ray, that connection is used). ``slots``: jobs in flight at once; None:
+    the cluster's CPU count, re-read as nodes come and go."""
+
+    def __init__(self, address: str | None = None, slots: int | None = None):
+        self.address = address
+        self.auto_slots = slots is None
+        self.slots = max(1, slots or 1)
+        self.commands: queue.Queue = queue.Queue()
+        self.jobs: dict[str, _Job] = {}  # key -> job; pump thread only
+        self.woken = threading.Event()  # set when an inbox got messages
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._owns_ray = False
+        self._channel = None
+        self._init_error: str | None = None
+        self._gpus = 0.0
+        self._next_resources = 0.0
+
+    # ---- engine side (server thread) -------------------------------------------------------
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._pump, name="anim4d-ray", daemon=True)
+            self._thread.start()
+
+    def launch(self, args: tuple, resources: Resources, attempt: int):
+        """Queue ``worker_main(*args)`` (its pipe and cancel left as None) as a Ray task; returns
+        (inbox, task, cancel) for the engine's ``_Running``."""
+        key = f"{args[0]}:{attempt}:{uuid.uuid4().hex[:6]}"
+        job = _Job(args, resources, _Inbox(), _Task(self, key))
+        self.commands.put(("launch", key, job))
+        return job.inbox, job.task, _Cancel(self, key)
+
+    def wait(self, inboxes: list, timeout: float) -> list:
+        """The inboxes with messages, waiting up to ``timeout`` for one."""
+        ready = [c for c in inboxes if c.poll()]
+        if not ready and timeout > 0:
+            self.woken.wait(timeout)
+            self.woken.clear()
+            ready = [c for c in inboxes if c.poll()]
+        return ready
+
+    def shutdown(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self.commands.put(("stop",))
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    # ---- pump thread -----------------------------------------------------------------------
+    def _pump(self) -> None:
+        try:
+            self._connect()
+        except Exception as err:  # noqa: BLE001 - every job then fails with this reason
+            self._init_error = (f"could not connect to the Ray cluster "
+                                f"({self.address or 'auto'}): {type(err).__name__}: {err}")
+            log.error("%s", self._init_error)
+        while not self._stop.is_set():
+            try:
+                self._commands(block=0.01 if self.jobs else 0.1)
+                if self._init_error is None and self.jobs:
+                    self._collect()
+                    self._resources()
+            except Exception:  # noqa: BLE001 - the pump must keep running
+                log.exception("the Ray pump failed a round")
+                time.sleep(0.2)
+        self._close()
+
+    def _connect(self) -> None:
+        import ray
+
+        if not ray.is_initialized():
+            ray.init(address=self.address, log_to_driver=False, configure_logging=False)
+            self._owns_ray = True
+        self._channel = _channel_class().remote()
+        self._resources(force=True)
+        log.info("Ray executor: cluster %s, %s job slot(s), %s GPU(s)",
+                 self.address or "auto", self.slots, self._gpus)
+
+    def _resources(self, force: bool = False) -> None:
+        import ray
+
+        now = time.monotonic()
+        if not force and now < self._next_resources:
+            return
+        self._next_resources = now + RESOURCES_EVERY_S
+        total = ray.cluster_resources()
+        self._gpus = float(total.get("GPU", 0.0))
+        if self.auto_slots:
+            self.slots = max(1, int(total.get("CPU", 1.0)))
+
+    def _commands(self, block: float) -> None:
+        try:
+            cmd = self.commands.get(timeout=block)
+        except queue.Empty:
+            return
+        while True:
+            self._command(cmd)
+            try:
+                cmd = self.commands.get_nowait()
+            except queue.Empty:
+                return
+
+    def _command(self, cmd: tuple) -> None:
+        import ray
+
+        if cmd[0] == "launch":
+            key, job = cmd[1], cmd[2]
+            if self._init_error is not None:
+                job.task.launch_error = self._init_error
+                job.task.ended.set()
+                return
+            res = job.resources
+            gpus = res.num_gpus if self._gpus > 0 else 0.0
+            if res.num_gpus and not gpus:
+                log.warning("job %s asks for %g GPU(s); the cluster has none: running it on CPU",
+                            job.args[0], res.num_gpus)
+            options = {"num_cpus": res.num_cpus, "num_gpus": gpus, "max_retries": 0,
+                       "retry_exceptions": False, "name": f"anim4d-{job.args[0][:12]}"}
+            if res.memory:
+                options["memory"] = int(res.memory)
+            job.ref = _task_function().options(**options).remote(self._channel, key, job.args)
+            self.jobs[key] = job
+        elif cmd[0] == "cancel":
+            if cmd[1] in self.jobs:
+                self._channel.cancel.remote(cmd[1])
+        elif cmd[0] == "kill":
+            job = self.jobs.get(cmd[1])
+            if job is not None:
+                ray.cancel(job.ref, force=True)
+
+    def _drain(self) -> None:
+        import ray
+
+        got = False
+        for key, msg in ray.get(self._channel.drain.remote()):
+            job = self.jobs.get(key)
+            if job is not None:  # else: an attempt already over (killed, then retried)
+                job.inbox.messages.append(msg)
+                got = True
+        if got:
+            self.woken.set()
+
+    def _collect(self) -> None:
+        """Deliver messages; end the tasks that returned (or died), after a last drain."""
+        import ray
+
+        self._drain()
+        refs = {job.ref: key for key, job in self.jobs.items()}
+        ready, _ = ray.wait(list(refs), num_returns=len(refs), timeout=0)
+        if not ready:
+            return
+        self._drain()  # what a task sent before it returned is in the channel by now
+        for ref in ready:
+            job = self.jobs.pop(refs[ref])
+            try:
+                ray.get(ref)
+            except Exception as err:  # noqa: BLE001 - any way a task ends without a result
+                job.task.death_reason = _describe(err)
+            self._channel.forget.remote(refs[ref])
+            job.task.ended.set()
+        self.woken.set()
+
+    def _close(self) -> None:
+        try:
+            import ray
+
+            for job in self.jobs.values():
+                ray.cancel(job.ref, force=True)
+                job.task.death_reason = "the server was shut down"
+                job.task.ended.set()
+            self.jobs.clear()
+            if self._owns_ray:
+                ray.shutdown()
+        except Exception:  # noqa: BLE001 - shutting down anyway
+            log.exception("closing the Ray executor")
+
+
+def _describe(err: BaseException) -> str:
+    """One line on how a task ended without its result."""
+    name = type(err).__name__
+    text = " ".join(str(err).split())
+    if "WorkerCrashed" in name or "worker died" in text.lower():
+        what = "its Ray worker process died"
+    elif "NodeDied" in name:
+        what = "its Ray node died"
+    elif "OutOfMemory" in name:
+        what = "Ray's memory monitor killed it (out of memory)"
+    elif "TaskCancelled" in name:
+        what = "its Ray task was cancelled"
+    else:
+        what = f"its Ray task ended with {name}"
+    if what.startswith("its Ray task ended with") and text:
+        return f"{what}: {text[:200]}"
+    return what
+
+
+# ---- what runs on the cluster -----------------------------------------------------------------
+_CACHE: dict[str, object] = {}
+
+
+def _channel_class():
+    """The channel actor class (built on first use: importing this module imports no Ray)."""
+    if "channel" not in _CACHE:
+        import ray
+
+        @ray.remote(num_cpus=0, max_restarts=0)
+        class Channel:
+            """Per gateway: messages from tasks, keyed by job attempt, and cancel flags."""
+
+            def __init__(self) -> None:
+                self.messages: list = []
+                self.cancelled: set[str] = set()
+
+            def put(self, key: str, messages: list) -> bool:
+                self.messages.extend((key, m) for m in messages)
+                return key in self.cancelled
+
+            def drain(self) -> list:
+                out, self.messages = self.messages, []
+                return out
+
+            def cancel(self, key: str) -> None:
+                self.cancelled.add(key)
+
+            def forget(self, key: str) -> None:
+                self.cancelled.discard(key)
+
+        _CACHE["channel"] = Channel
+    return _CACHE["channel"]
+
+
+def _task_function():
+    if "task" not in _CACHE:
+        import ray
+
+        _CACHE["task"] = ray.remote(run_job_task)
+    return _CACHE["task"]
+
+
+class ChannelConn:
+    """The worker's end in a Ray task: ``send`` queues, a sender thread delivers (and reads the
+    cancel flag), ``close`` delivers the rest before returning."""
+
+    def __init__(self, channel, key: str):
+        self.channel, self.key = channel, key
+        self.cancel = threading.Event()
+        self._pending: list = []
+        self._lock = threading.Condition()
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="anim4d-sender", daemon=True)
+        self._thread.start()
+
+    def send(self, msg: tuple) -> None:
+        with self._lock:
+            self._pending.append(msg)
+            self._lock.notify()
+
+    def _flush(self) -> None:
+        import ray
+
+        with self._lock:
+            batch, self._pending = self._pending, []
+        if ray.get(self.channel.put.remote(self.key, batch)):
+            self.cancel.set()
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                if self._closed:
+                    return
+                if not self._pending:
+                    self._lock.wait(CANCEL_POLL_S)
+                if self._closed:
+                    return
+            self._flush()
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            self._lock.notify()
+        self._thread.join()
+        self._flush()
+
+
+def run_job_task(channel, key: str, args: tuple) -> None:
+    """The Ray task: ``worker_main`` with a channel for a pipe."""
+    from backend.server.worker import worker_main
+
+    conn = ChannelConn(channel, key)
+    job_id, runner, params, inputs, job_dir, _, _, models = args
+    worker_main(job_id, runner, params, inputs, job_dir, conn, conn.cancel, models)
