@@ -121,7 +121,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
     with connect(args) as client:
         spec = client.hello().kind(args.kind)
         spec.validate_params(params)  # fail early, with the same message the server would give
-        job_id = client.submit(args.kind, params, args.input)
+        job_id = client.submit(args.kind, params, args.input, priority=args.priority)
         print(f"submitted {args.kind} as job {job_id}", flush=True)
         if not args.wait:
             return 0

@@ -72,6 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--wait", action="store_true",
                    help="wait with a progress bar (Ctrl-C cancels the job)")
     p.add_argument("--out", help="with --wait: fetch the result into this folder")
+    p.add_argument("--priority", type=int, metavar="N",
+                   help="-10 to 10, higher starts first (default 0)")
     p.set_defaults(func=_lazy("client_cmds", "cmd_submit"))
 
     for name, helptext, func in [

@@ -319,14 +319,21 @@ def _channel_class():
 
             def __init__(self) -> None:
                 self.messages: list = []
+                self.previews: dict[str, tuple] = {}  # the latest per job attempt only
                 self.cancelled: set[str] = set()
 
             def put(self, key: str, messages: list) -> bool:
-                self.messages.extend((key, m) for m in messages)
+                for m in messages:
+                    if m[0] == "preview":
+                        self.previews[key] = m
+                    else:
+                        self.messages.append((key, m))
                 return key in self.cancelled
 
             def drain(self) -> list:
-                out, self.messages = self.messages, []
+                """Pending previews first (a worker sends its final message after them)."""
+                out = [*self.previews.items(), *self.messages]
+                self.messages, self.previews = [], {}
                 return out
 
             def cancel(self, key: str) -> None:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import re
 import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from blender_addon.core.client import Client
 from blender_addon.core.client_types import ConnectionFailed
@@ -20,35 +23,77 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def serve_ray(address: str, data: Path, gcs: str) -> tuple[subprocess.Popen, dict]:
+    """``anim4d serve --executor ray`` on the session's cluster; returns once it answers."""
+    proc = subprocess.Popen([*ANIM4D, "serve", "--bind", address, "--data-dir", str(data),
+                             "--debug-kinds", "--executor", "ray", "--ray-address", gcs,
+                             "--workers", "2", "--retries", "1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    end = time.monotonic() + CEILING
+    while True:
+        try:
+            with Client(address, timeout=5) as c:
+                return proc, c.request("hello", {"client": "test", "protocol": "1.1"}).content
+        except ConnectionFailed:
+            assert proc.poll() is None, proc.stdout.read()
+            assert time.monotonic() < end, "anim4d serve did not come up"
+            time.sleep(0.2)
+
+
 def test_serve_executor_ray_runs_jobs_on_the_cluster(ray_cluster, tmp_path):
     gcs = ray_cluster.get_runtime_context().gcs_address
     address = f"tcp://127.0.0.1:{free_port()}"
-    proc = subprocess.Popen([*ANIM4D, "serve", "--bind", address, "--data-dir",
-                             str(tmp_path / "data"), "--debug-kinds", "--executor", "ray",
-                             "--ray-address", gcs, "--workers", "2", "--retries", "1"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc, hello = serve_ray(address, tmp_path / "data", gcs)
     try:
-        end = time.monotonic() + CEILING
-        while True:
-            try:
-                with Client(address, timeout=5) as c:
-                    hello = c.request("hello", {"client": "test", "protocol": "1.1"}).content
-                break
-            except ConnectionFailed:
-                assert proc.poll() is None, proc.stdout.read()
-                assert time.monotonic() < end, "anim4d serve did not come up"
-                time.sleep(0.2)
         assert hello["executor"] == "ray" and hello["workers"] == 2
+        out = subprocess.run([*ANIM4D, "submit", "debug.sleep", "--server", address,
+                              "--timeout", str(CEILING), "--param", "seconds=0", "--priority",
+                              "3", "--wait"], capture_output=True, text=True, timeout=CEILING)
+        assert out.returncode == 0, out.stderr
+        job = re.search(r"as job (\w+)", out.stdout).group(1)
         with Client(address, timeout=CEILING) as c:
-            job = c.submit("debug.sleep", {"seconds": 0.0, "steps": 2})
-            info = c.wait(job, timeout=CEILING)
-        assert info.state == "done", info.error
-        log = (tmp_path / "data" / "jobs" / job / "worker.log").read_text()
-        assert "starting in pid" in log
-    finally:
-        proc.terminate()
+            info = c.job(job)
+            assert info.state == "done", info.error
+            assert c.request("job", job=job).content["job"]["priority"] == 3
+            # the gateway killed outright: the Ray task it owned ends with it
+            running = c.submit("debug.sleep", {"seconds": 120.0, "steps": 1200})
+            until(lambda: c.job(running).fraction > 0)
+        log = tmp_path / "data" / "jobs" / running / "worker.log"
+        pid = int(re.search(r"starting in pid (\d+)", log.read_text()).group(1))
+        proc.kill()
+        proc.wait(CEILING)
+        until(lambda: not _alive(pid))
         out, _ = proc.communicate(timeout=CEILING)
-    assert "Ray executor: cluster" in out, out
+        assert "Ray executor: cluster" in out, out
+        # restarted: the finished result is served again, the killed job is interrupted
+        proc, _ = serve_ray(address, tmp_path / "data", gcs)
+        with Client(address, timeout=CEILING) as c:
+            assert c.job(running).state == "interrupted"
+            assert c.job(job).state == "done"
+            c.fetch(job, tmp_path / "fetched")
+        assert (tmp_path / "fetched" / "manifest.json").is_file()
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+        proc.communicate(timeout=CEILING)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie is gone too
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+def until(predicate, timeout: float = CEILING) -> None:
+    end = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < end, "never happened"
+        time.sleep(0.05)
 
 
 def test_serve_flags_are_checked(tmp_path):
