@@ -233,8 +233,8 @@ class JobEngine:
 
     @property
     def slots(self) -> int:
-        """Jobs that may run at once: ``workers``, or the Ray executor's count when automatic."""
-        if self.executor is not None and self.executor.auto_slots:
+        """Jobs that may run at once: ``workers``, or the executor's (Ray: jobs in flight)."""
+        if self.executor is not None:
             return self.executor.slots
         return self.workers
 

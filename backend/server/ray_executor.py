@@ -216,7 +216,7 @@ class RayExecutor:
         if cmd[0] == "launch":
             key, job = cmd[1], cmd[2]
             if self._init_error is not None:
-                job.task.launch_error = self._init_error
+                job.task.launch_error = job.task.death_reason = self._init_error
                 job.task.ended.set()
                 return
             res = job.resources

@@ -155,3 +155,35 @@ def test_per_client_limits(serve):
         for job in queued:
             assert a.wait(job, timeout=60).state == "done"
         assert srv.server.engine.records[first].client != srv.server.engine.records[other].client
+
+
+def test_with_curve_keys_the_client_is_its_key_across_connections(serve, tmp_path):
+    """Fair share and limits count per CURVE key: two connections with alice's key are one
+    client (her limit holds across them), bob's key is another."""
+    from backend.cli.main import main
+    from blender_addon.core.client_types import CurveConfig
+
+    keys = tmp_path / "keys"
+    assert main(["keys", str(keys), "--client", "alice", "--client", "bob"]) == 0
+    srv = serve(workers=1, curve_keys=keys, max_queued_per_client=1)
+
+    def key(name: str) -> CurveConfig:
+        return CurveConfig.from_files(str(keys / "server.key"), str(keys / f"{name}.key_secret"))
+
+    with Client(srv.address, timeout=60, curve=key("alice")) as a1, \
+            Client(srv.address, timeout=60, curve=key("alice")) as a2, \
+            Client(srv.address, timeout=60, curve=key("bob")) as b:
+        blocker = a1.submit("debug.sleep", BLOCK)
+        until(lambda: a1.job(blocker).state == "running", what="the blocker to run")
+        mine = a1.submit("debug.sleep", QUICK)
+        with pytest.raises(Anim4DError) as err:  # alice again, on another connection
+            a2.submit("debug.sleep", QUICK)
+        assert err.value.code == "limit_reached"
+        theirs = b.submit("debug.sleep", QUICK)
+        recs = srv.server.engine.records
+        public = (keys / "alice.key").read_text()
+        assert recs[mine].client == recs[blocker].client != recs[theirs].client
+        assert recs[mine].client.startswith("curve:") and recs[mine].client[6:] in public
+        a1.cancel(blocker)
+        for job in (mine, theirs):
+            assert a1.wait(job, timeout=60).state == "done"
