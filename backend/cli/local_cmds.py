@@ -83,15 +83,21 @@ def cmd_keys(args: argparse.Namespace) -> int:
     clients.mkdir(parents=True, exist_ok=True)
     if not (root / "server.key_secret").exists():
         create_certificates(str(root), "server")
-    names = args.client or ["client"]
-    for name in names:
+    admins = list(getattr(args, "admin", []) or [])
+    names = args.client or ([] if admins else ["client"])
+    for name in [*names, *admins]:
         if not (root / f"{name}.key_secret").exists():
             create_certificates(str(root), name)
         shutil.copy(root / f"{name}.key", clients / f"{name}.key")
+    if admins:
+        (root / "admins").mkdir(exist_ok=True)
+    for name in admins:
+        shutil.copy(root / f"{name}.key", root / "admins" / f"{name}.key")
     print(f"server keys: {root / 'server.key_secret'} (keep secret), {root / 'server.key'} "
           "(give to clients)")
-    for name in names:
-        print(f"client {name}: {root / (name + '.key_secret')} (give to that client only); its "
+    for name in [*names, *admins]:
+        role = "admin (sees every job)" if name in admins else "client"
+        print(f"{role} {name}: {root / (name + '.key_secret')} (give to that client only); its "
               f"public key is allowed in {clients}")
     print(f"start the server with: anim4d serve --bind tcp://0.0.0.0:5555 --curve-keys {root}")
     return 0

@@ -85,6 +85,17 @@ def _client_of(identity: bytes, frames: list) -> str:
     return f"local:{identity.hex()}"
 
 
+def _public_keys(folder: Path) -> set[str]:
+    """``curve:<Z85 public key>`` of each ``*.key`` in ``folder`` (none if it is missing)."""
+    from zmq.auth import load_certificate
+
+    out = set()
+    for path in sorted(folder.glob("*.key")) if folder.is_dir() else []:
+        public, _ = load_certificate(str(path))
+        out.add(f"curve:{public.decode('ascii')}")
+    return out
+
+
 def _priority(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not (
             MIN_PRIORITY <= value <= MAX_PRIORITY):
@@ -120,6 +131,7 @@ class Server:
         self.outbox: dict[bytes, deque[list]] = {}
         self._stop = threading.Event()
         self._sender = "local"  # the client of the message being handled (see _client_of)
+        self.admins: set[str] = set()  # clients that see every job (with CURVE keys)
         self._auth = None
         self._last_heartbeat = 0.0
 
@@ -163,6 +175,7 @@ class Server:
             raise Anim4DError(f"--curve-keys {keys}: expected {secret.name} and a clients/ "
                               f"folder; create them with `anim4d keys {keys}`", "bad_keys")
         public, private = load_certificate(str(secret))
+        self.admins = _public_keys(keys / "admins")
         self._auth = ThreadAuthenticator(self.ctx)
         self._auth.start()
         self._auth.configure_curve(domain="*", location=str(clients))
@@ -303,10 +316,23 @@ class Server:
                                 "event; a server accepts only requests (status null)")
         if handler is None:
             raise ProtocolError(f"{msg.type!r} is not a request a server accepts")
-        if msg.job is not None and msg.type != "submit" and msg.job not in self.engine.records:
+        if msg.job is not None and msg.type != "submit" and (
+                msg.job not in self.engine.records
+                or not self._may_see(self.engine.records[msg.job])):
             raise Anim4DError(f"no job {msg.job} on this server (it may have been deleted)",
                               "unknown_job")
         handler(identity, msg)
+
+    def _may_see(self, rec: JobRecord) -> bool:
+        """With CURVE keys a client sees (lists, watches, fetches, cancels, deletes, uses as a
+        source) only its own jobs, an admin key every job; without keys everyone sees all."""
+        return (not self.config.curve_keys or rec.client == self._sender
+                or self._sender in self.admins)
+
+    def _visible(self) -> dict[str, JobRecord]:
+        if not self.config.curve_keys or self._sender in self.admins:
+            return self.engine.records
+        return {j: r for j, r in self.engine.records.items() if r.client == self._sender}
 
     # ---- handlers ------------------------------------------------------------------------
     def _on_hello(self, identity: bytes, msg: Message) -> None:
@@ -344,7 +370,7 @@ class Server:
             raise ParamError(f"unknown job kind {name!r}; this server offers: "
                              + ", ".join(sorted(self.kinds)), "unknown_kind")
         params = kind.spec.validate_params(msg.content["params"])
-        params = resolve_job_params(kind.spec, params, self.engine.records)
+        params = resolve_job_params(kind.spec, params, self._visible())
         priority = _priority(msg.content.get("priority", 0))
         self.engine.check_limits(self._sender)
         inputs = self._check_inputs(kind, msg)
@@ -417,7 +443,7 @@ class Server:
         self._send(identity, msg.reply(content={"job": self.engine.info(rec.id)}))
 
     def _on_jobs(self, identity: bytes, msg: Message) -> None:
-        jobs = [self.engine.info(j) for j in self.engine.records]
+        jobs = [self.engine.info(j) for j in self._visible()]
         self._send(identity, msg.reply(content={"jobs": jobs}))
 
     def _on_job(self, identity: bytes, msg: Message) -> None:

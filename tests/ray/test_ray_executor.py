@@ -139,3 +139,16 @@ def test_fair_share_on_ray(ray_server):
         assert len(before) <= 2 and blocker in before
         for job in batch:
             a.cancel(job)
+
+
+def test_stopping_the_gateway_ends_its_ray_tasks_and_marks_them_interrupted(ray_server):
+    srv = ray_server()
+    with Client(srv.address, timeout=120) as c:
+        job = c.submit("debug.sleep", BLOCK)
+        until(lambda: c.job(job).fraction > 0, what="the job to make progress")
+    (pid,) = starts(srv, job)
+    srv.stop()
+    rec = srv.server.engine.records[job]
+    assert rec.state == "interrupted" and rec.error["code"] == "interrupted"
+    log = srv.server.store.job_dir(job) / "worker.log"
+    until(lambda: f"job {job} cancelled" in log.read_text(), what="the task to see the cancel")
