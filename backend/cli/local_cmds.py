@@ -34,6 +34,8 @@ def add_serve_args(p: argparse.ArgumentParser) -> None:
                    help="queued jobs per client (CURVE key, else connection); 0: no limit")
     p.add_argument("--max-running", type=int, default=0, metavar="N",
                    help="running jobs per client; 0: no limit")
+    p.add_argument("--max-submits-per-minute", type=int, default=0, metavar="N",
+                   help="submits per client per minute (bursts included); 0: no limit")
     p.add_argument("--curve-keys", type=Path, metavar="DIR",
                    help="require CurveZMQ authentication with the keys in DIR "
                         "(see `anim4d keys`)")
@@ -53,7 +55,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     if args.workers is not None and args.workers < 1:
         raise Anim4DError(f"--workers {args.workers}: need at least 1", "bad_param")
-    for flag in ("retries", "max_queued", "max_running"):
+    for flag in ("retries", "max_queued", "max_running", "max_submits_per_minute"):
         if getattr(args, flag) < 0:
             raise Anim4DError(f"--{flag.replace('_', '-')} {getattr(args, flag)}: need 0 or "
                               "more", "bad_param")
@@ -71,7 +73,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
                             debug_kinds=args.debug_kinds, models_dir=args.models_dir,
                             executor=args.executor, ray_address=args.ray_address,
                             retries=args.retries, max_queued_per_client=args.max_queued,
-                            max_running_per_client=args.max_running))
+                            max_running_per_client=args.max_running,
+                            max_submits_per_minute=args.max_submits_per_minute))
     return 0
 
 

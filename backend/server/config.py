@@ -38,6 +38,7 @@ class ServerConfig:
     #: per client (its CURVE key, else its connection): queued and running jobs; 0: no limit
     max_queued_per_client: int = 0
     max_running_per_client: int = 0
+    max_submits_per_minute: int = 0  # per client; 0: no limit
 
     @property
     def resolved_models_dir(self) -> Path:

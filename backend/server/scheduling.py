@@ -8,6 +8,8 @@ recently (never served first; then the earliest submitted head). So one artist's
 not starve another's single job: the single one starts within the next two slots. Inside one
 client's queue, jobs go by priority, then in submission order.
 
+:class:`SubmitRate` limits how often each client may submit (``--max-submits-per-minute``).
+
 ``FairQueue`` keeps the interface of the ``deque`` the engine used before (``append``, ``remove``,
 ``popleft``, ``index``, iteration in start order, ``len``), so queue positions (1-based, sent in
 ``progress`` events) are the order in which the jobs would start if nothing else arrived.
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -142,3 +145,26 @@ class FairQueue:
             self._pos = {job_id: i for i, job_id in enumerate(order)}
             self._pos_for = order
         return self._pos
+
+
+class SubmitRate:
+    """Per-client token buckets: at most ``per_minute`` submits in any minute, bursts included
+    (a client starts with a full bucket). ``per_minute`` 0: no limit. ``clock``: seconds."""
+
+    def __init__(self, per_minute: int, clock=time.monotonic):
+        self.per_minute = max(0, int(per_minute))
+        self.clock = clock
+        self._buckets: dict[str, tuple[float, float]] = {}  # client -> (tokens, at)
+
+    def take(self, client: str) -> float:
+        """Take one submit for ``client``: 0.0 if allowed, else the seconds until it would be."""
+        if not self.per_minute:
+            return 0.0
+        now = self.clock()
+        tokens, at = self._buckets.get(client, (float(self.per_minute), now))
+        tokens = min(float(self.per_minute), tokens + (now - at) * self.per_minute / 60.0)
+        if tokens >= 1.0:
+            self._buckets[client] = (tokens - 1.0, now)
+            return 0.0
+        self._buckets[client] = (tokens, now)
+        return (1.0 - tokens) * 60.0 / self.per_minute

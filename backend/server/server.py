@@ -25,7 +25,7 @@ from backend.jobs.registry import JobKind, builtin_kinds
 from backend.models import discover_models
 from backend.server.config import ServerConfig, is_loopback
 from backend.server.engine import JobEngine
-from backend.server.scheduling import MAX_PRIORITY, MIN_PRIORITY
+from backend.server.scheduling import MAX_PRIORITY, MIN_PRIORITY, SubmitRate
 from backend.server.sources import dependents, resolve_job_params
 from backend.server.store import JobRecord, JobStore
 from backend.server.uploads import Uploads
@@ -132,6 +132,7 @@ class Server:
         self._stop = threading.Event()
         self._sender = "local"  # the client of the message being handled (see _client_of)
         self.admins: set[str] = set()  # clients that see every job (with CURVE keys)
+        self.submit_rate = SubmitRate(config.max_submits_per_minute)
         self._auth = None
         self._last_heartbeat = 0.0
 
@@ -373,6 +374,12 @@ class Server:
         params = resolve_job_params(kind.spec, params, self._visible())
         priority = _priority(msg.content.get("priority", 0))
         self.engine.check_limits(self._sender)
+        wait_s = self.submit_rate.take(self._sender)
+        if wait_s:
+            limit = self.submit_rate.per_minute
+            raise Anim4DError(f"too many submits: this server takes at most {limit} per minute "
+                              f"from each client (--max-submits-per-minute {limit}); try again "
+                              f"in {wait_s:.0f} s", "rate_limited")
         inputs = self._check_inputs(kind, msg)
         job_id = uuid.uuid4().hex
         record = JobRecord(id=job_id, kind=name, params=params, inputs=[n for n, _ in inputs],

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from backend.jobs.registry import debug_kinds
 from backend.server.embedded import EmbeddedServer
-from backend.server.scheduling import FairQueue
+from backend.server.scheduling import FairQueue, SubmitRate
 from blender_addon.core.client import Client
 from shared.errors import Anim4DError
 
@@ -72,6 +72,21 @@ def test_queue_positions_are_the_start_order(ops):
     promised = list(q)
     assert [q.index(j) for j in promised] == list(range(len(promised)))
     assert [q.popleft() for _ in range(len(promised))] == promised
+
+
+def test_submit_rate_per_client_with_bursts():
+    now = [0.0]
+    rate = SubmitRate(3, clock=lambda: now[0])
+    assert [rate.take("A") for _ in range(3)] == [0.0, 0.0, 0.0]  # a burst of 3
+    assert rate.take("A") == pytest.approx(20.0)  # the next token in 60/3 s
+    assert rate.take("B") == 0.0  # others are not affected
+    now[0] = 19.0
+    assert rate.take("A") == pytest.approx(1.0)
+    now[0] = 20.0
+    assert rate.take("A") == 0.0 and rate.take("A") > 0
+    now[0] = 1000.0  # refills up to the burst size, not beyond
+    assert [rate.take("A") for _ in range(4)][-1] > 0
+    assert SubmitRate(0).take("A") == 0.0  # off
 
 
 # ---- through a live server ----------------------------------------------------------------------
@@ -187,3 +202,15 @@ def test_with_curve_keys_the_client_is_its_key_across_connections(serve, tmp_pat
         a1.cancel(blocker)
         for job in (mine, theirs):
             assert a1.wait(job, timeout=60).state == "done"
+
+
+def test_submit_rate_limit_through_the_server(serve):
+    srv = serve(workers=1, max_submits_per_minute=2)
+    with Client(srv.address, timeout=60) as a, Client(srv.address, timeout=60) as b:
+        jobs = [a.submit("debug.sleep", QUICK) for _ in range(2)]
+        with pytest.raises(Anim4DError) as err:
+            a.submit("debug.sleep", QUICK)
+        assert err.value.code == "rate_limited"
+        assert "at most 2 per minute" in str(err.value) and "try again in" in str(err.value)
+        jobs.append(b.submit("debug.sleep", QUICK))  # another client is not held back
+        assert all(a.wait(j, timeout=60).state == "done" for j in jobs)
