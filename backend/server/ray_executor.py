@@ -6,10 +6,10 @@ changes: each job is a Ray task that runs the same :func:`backend.server.worker.
 a local worker process, with the resources its kind declares (``JobKind.resources``).
 
 Messages (progress, preview, finishing, the final one) go from the task to a *channel* actor, one
-per gateway, through a sender thread in the task: ``worker_main`` never waits on the network. The
-sender calls the channel at least every :data:`CANCEL_POLL_S`; each call answers whether the job
-was cancelled, which is what the method's ``ctx.cancelled()`` reads. A kill (a cancel ignored past
-its grace) is ``ray.cancel(force=True)``.
+per gateway, through a sender thread in the task (:mod:`backend.server.ray_worker`):
+``worker_main`` never waits on the network. The sender calls the channel at least every 0.2 s;
+each call answers whether the job was cancelled, which is what the method's ``ctx.cancelled()``
+reads. A kill (a cancel ignored past its grace) is ``ray.cancel(force=True)``.
 
 Every Ray call is made on one thread of the gateway, the *pump*: the server loop only reads and
 writes Python queues, so it never blocks on Ray. The pump submits tasks, drains the channel into
@@ -34,10 +34,9 @@ from collections import deque
 from dataclasses import dataclass
 
 from backend.jobs.registry import Resources
+from backend.server.ray_worker import channel_class, task_function
 
 log = logging.getLogger("anim4d.ray")
-#: how often a running task asks the channel whether it was cancelled (and sends what it has)
-CANCEL_POLL_S = 0.2
 #: how often the pump re-reads the cluster's resources
 RESOURCES_EVERY_S = 5.0
 
@@ -181,7 +180,7 @@ class RayExecutor:
         if not ray.is_initialized():
             ray.init(address=self.address, log_to_driver=False, configure_logging=False)
             self._owns_ray = True
-        self._channel = _channel_class().remote()
+        self._channel = channel_class().remote()
         self._resources(force=True)
         log.info("Ray executor: cluster %s, %s job slot(s), %s GPU(s)",
                  self.address or "auto", self.slots, self._gpus)
@@ -228,7 +227,7 @@ class RayExecutor:
                        "retry_exceptions": False, "name": f"anim4d-{job.args[0][:12]}"}
             if res.memory:
                 options["memory"] = int(res.memory)
-            job.ref = _task_function().options(**options).remote(self._channel, key, job.args)
+            job.ref = task_function().options(**options).remote(self._channel, key, job.args)
             self.jobs[key] = job
         elif cmd[0] == "cancel":
             if cmd[1] in self.jobs:
@@ -271,6 +270,8 @@ class RayExecutor:
         self.woken.set()
 
     def _close(self) -> None:
+        if self._channel is None and not self._owns_ray:
+            return  # never connected: nothing to end (and no reason to import Ray now)
         try:
             import ray
 
@@ -302,107 +303,3 @@ def _describe(err: BaseException) -> str:
     if what.startswith("its Ray task ended with") and text:
         return f"{what}: {text[:200]}"
     return what
-
-
-# ---- what runs on the cluster -----------------------------------------------------------------
-_CACHE: dict[str, object] = {}
-
-
-def _channel_class():
-    """The channel actor class (built on first use: importing this module imports no Ray)."""
-    if "channel" not in _CACHE:
-        import ray
-
-        @ray.remote(num_cpus=0, max_restarts=0)
-        class Channel:
-            """Per gateway: messages from tasks, keyed by job attempt, and cancel flags."""
-
-            def __init__(self) -> None:
-                self.messages: list = []
-                self.previews: dict[str, tuple] = {}  # the latest per job attempt only
-                self.cancelled: set[str] = set()
-
-            def put(self, key: str, messages: list) -> bool:
-                for m in messages:
-                    if m[0] == "preview":
-                        self.previews[key] = m
-                    else:
-                        self.messages.append((key, m))
-                return key in self.cancelled
-
-            def drain(self) -> list:
-                """Pending previews first (a worker sends its final message after them)."""
-                out = [*self.previews.items(), *self.messages]
-                self.messages, self.previews = [], {}
-                return out
-
-            def cancel(self, key: str) -> None:
-                self.cancelled.add(key)
-
-            def forget(self, key: str) -> None:
-                self.cancelled.discard(key)
-
-        _CACHE["channel"] = Channel
-    return _CACHE["channel"]
-
-
-def _task_function():
-    if "task" not in _CACHE:
-        import ray
-
-        _CACHE["task"] = ray.remote(run_job_task)
-    return _CACHE["task"]
-
-
-class ChannelConn:
-    """The worker's end in a Ray task: ``send`` queues, a sender thread delivers (and reads the
-    cancel flag), ``close`` delivers the rest before returning."""
-
-    def __init__(self, channel, key: str):
-        self.channel, self.key = channel, key
-        self.cancel = threading.Event()
-        self._pending: list = []
-        self._lock = threading.Condition()
-        self._closed = False
-        self._thread = threading.Thread(target=self._run, name="anim4d-sender", daemon=True)
-        self._thread.start()
-
-    def send(self, msg: tuple) -> None:
-        with self._lock:
-            self._pending.append(msg)
-            self._lock.notify()
-
-    def _flush(self) -> None:
-        import ray
-
-        with self._lock:
-            batch, self._pending = self._pending, []
-        if ray.get(self.channel.put.remote(self.key, batch)):
-            self.cancel.set()
-
-    def _run(self) -> None:
-        while True:
-            with self._lock:
-                if self._closed:
-                    return
-                if not self._pending:
-                    self._lock.wait(CANCEL_POLL_S)
-                if self._closed:
-                    return
-            self._flush()
-
-    def close(self) -> None:
-        with self._lock:
-            self._closed = True
-            self._lock.notify()
-        self._thread.join()
-        self._flush()
-
-
-def run_job_task(channel, key: str, args: tuple) -> None:
-    """The Ray task: ``worker_main`` with a channel for a pipe."""
-    from backend.server.worker import worker_main
-
-    conn = ChannelConn(channel, key)
-    job_id, runner, params, inputs, job_dir, _, _, models = args
-    worker_main(job_id, runner, params, inputs, job_dir, conn, conn.cancel, models)

@@ -200,8 +200,8 @@ def test_with_curve_keys_the_client_is_its_key_across_connections(serve, tmp_pat
         assert recs[mine].client == recs[blocker].client != recs[theirs].client
         assert recs[mine].client.startswith("curve:") and recs[mine].client[6:] in public
         a1.cancel(blocker)
-        for job in (mine, theirs):
-            assert a1.wait(job, timeout=60).state == "done"
+        assert a1.wait(mine, timeout=60).state == "done"
+        assert b.wait(theirs, timeout=60).state == "done"
 
 
 def test_submit_rate_limit_through_the_server(serve):
