@@ -1,4 +1,12 @@
-"""The job engine: a FIFO queue and up to ``workers`` jobs running, each in its own process.
+"""The job engine: a queue (priorities, then fair share between clients, per-client limits: see
+:mod:`backend.server.scheduling`) and up to ``workers`` jobs running, each in its own process,
+or, with a :class:`~backend.server.ray_executor.RayExecutor`, as tasks on a Ray cluster.
+
+The Ray executor plugs in where processes are started: its ``launch`` gives the engine an inbox
+that reads like a worker's pipe, a handle that reads like its process (``is_alive``, ``kill``,
+``join``, ``death_reason``) and a cancel flag, so the job records, the state machine, events,
+cancel with its grace and the store are the same in both modes. A job whose worker died is run
+again up to ``retries`` times (the Ray executor's ``--retries``; 0 in local mode) before it fails.
 
 A process per job isolates the server from a method's crash or out-of-memory death. So that a
 small job does not wait for Python to start and import its method, job processes are *warm*: a
@@ -237,9 +245,6 @@ class JobEngine:
         if self.executor is not None:
             return self.executor.slots
         return self.workers
-
-    def running_of(self, client: str) -> int:
-        return sum(1 for j in self.running if self.records[j].client == client)
 
     def check_limits(self, client: str) -> None:
         """Raise ``limit_reached`` if ``client`` may not queue one more job."""
