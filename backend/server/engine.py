@@ -210,7 +210,14 @@ class JobEngine:
         """Reload jobs from disk after a restart; returns lines worth logging."""
         records, notes = self.store.load_all()
         for rec in records:
-            if rec.state == "running":
+            if rec.state == "running" and rec.run_key and self.executor is not None:
+                # the Ray executor's tasks outlive a server killed outright: follow it again
+                conn, process, cancel = self.executor.reattach(rec.run_key)
+                run = _Running((rec.id,), conn, None, cancel, False, process=process)
+                run.launched.set()
+                self.running[rec.id] = run
+                notes.append(f"job {rec.id}: re-attaching to its Ray task")
+            elif rec.state == "running":
                 rec.state, rec.finished = "interrupted", time.time()
                 rec.error = {"code": "interrupted",
                              "message": "the server stopped while this job was running"}
@@ -483,6 +490,7 @@ class JobEngine:
                 args = (job_id, kind.runner, rec.params, inputs, str(self.store.job_dir(job_id)),
                         None, None, kind.model_folders)
                 conn, process, cancel = self.executor.launch(args, kind.resources, rec.attempts)
+                rec.run_key = process.key
                 run = _Running(args, conn, None, cancel, False, process=process)
                 run.launched.set()
                 self.running[job_id] = run

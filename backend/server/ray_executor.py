@@ -5,22 +5,28 @@ the queue with its fair share, events to clients, cancel and its grace. Only whe
 changes: each job is a Ray task that runs the same :func:`backend.server.worker.worker_main` as
 a local worker process, with the resources its kind declares (``JobKind.resources``).
 
-Messages (progress, preview, finishing, the final one) go from the task to a *channel* actor, one
-per gateway, through a sender thread in the task (:mod:`backend.server.ray_worker`):
-``worker_main`` never waits on the network. The sender calls the channel at least every 0.2 s;
-each call answers whether the job was cancelled, which is what the method's ``ctx.cancelled()``
-reads. A kill (a cancel ignored past its grace) is ``ray.cancel(force=True)``.
+The tasks are submitted by a *supervisor* actor (:mod:`backend.server.ray_worker`), one per
+gateway data folder, detached and named after it: the tasks belong to it, not to the gateway's
+process, so they outlive a gateway killed outright, and the gateway restarted on the same data
+folder finds the supervisor again and re-attaches to the jobs still running (:meth:`reattach`;
+their messages, and how they ended, waited there). A clean stop ends the tasks and the supervisor.
+
+Messages (progress, preview, finishing, the final one) go from a task to the supervisor through
+a sender thread in the task: ``worker_main`` never waits on the network. The sender calls the
+supervisor at least every 0.2 s; each call answers whether the job was cancelled, which is what
+the method's ``ctx.cancelled()`` reads. A kill (a cancel ignored past its grace) is
+``ray.cancel(force=True)``.
 
 Every Ray call is made on one thread of the gateway, the *pump*: the server loop only reads and
-writes Python queues, so it never blocks on Ray. The pump submits tasks, drains the channel into
-per-job inboxes (:class:`_Inbox`, what the engine reads as a worker's pipe), and watches the
-tasks: a task that ends without a final message died (its worker process killed, its node lost):
-the engine then retries the job (``--retries``) or fails it with the reason.
+writes Python queues, so it never blocks on Ray. The pump hands launches, cancels and kills to
+the supervisor, and polls it for messages (into per-job inboxes, :class:`_Inbox`, what the
+engine reads as a worker's pipe) and for tasks that ended: a task that ends without a final
+message died (its worker process killed, its node lost): the engine then retries the job
+(``--retries``) or fails it with the reason.
 
 Results: the task writes into the job's folder in the gateway's store, by path, so the workers
 must see the gateway's data directory at the same path (one machine, or a shared mount). A store
 reached by URL (fsspec) is not done. The anim4d package must be importable on every Ray node.
-When the gateway dies, Ray ends the tasks it owns and its channel with it.
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from backend.jobs.registry import Resources
-from backend.server.ray_worker import channel_class, task_function
+from backend.server.ray_worker import supervisor_class
 
 log = logging.getLogger("anim4d.ray")
 #: how often the pump re-reads the cluster's resources
@@ -101,7 +107,6 @@ class _Job:
     resources: Resources
     inbox: _Inbox
     task: _Task
-    ref: object = None
 
 
 class RayExecutor:
@@ -111,8 +116,12 @@ class RayExecutor:
     already connected to Ray, that connection is used). ``slots``: jobs in flight at once; None:
     the cluster's CPU count, re-read as nodes come and go."""
 
-    def __init__(self, address: str | None = None, slots: int | None = None):
+    def __init__(self, address: str | None = None, slots: int | None = None,
+                 name: str | None = None):
         self.address = address
+        #: the supervisor's name: one per gateway data folder, so that a restarted gateway
+        #: finds the one its predecessor used (None: a fresh one, not found again)
+        self.name = name
         self.auto_slots = slots is None
         self.slots = max(1, slots or 1)
         self.commands: queue.Queue = queue.Queue()
@@ -121,7 +130,7 @@ class RayExecutor:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._owns_ray = False
-        self._channel = None
+        self._sup = None  # the supervisor actor
         self._init_error: str | None = None
         self._gpus = 0.0
         self._next_resources = 0.0
@@ -134,10 +143,19 @@ class RayExecutor:
 
     def launch(self, args: tuple, resources: Resources, attempt: int):
         """Queue ``worker_main(*args)`` (its pipe and cancel left as None) as a Ray task; returns
-        (inbox, task, cancel) for the engine's ``_Running``."""
+        (inbox, task, cancel) for the engine's ``_Running``; ``task.key`` names this attempt
+        (kept in the job's record, for :meth:`reattach`)."""
         key = f"{args[0]}:{attempt}:{uuid.uuid4().hex[:6]}"
         job = _Job(args, resources, _Inbox(), _Task(self, key))
         self.commands.put(("launch", key, job))
+        return job.inbox, job.task, _Cancel(self, key)
+
+    def reattach(self, key: str):
+        """The handles of a task that an earlier gateway on this data folder launched (it was
+        killed, this one restarted): its messages and its end are followed again. A task the
+        supervisor does not know ends at once, as a worker that died."""
+        job = _Job((key.partition(":")[0],), Resources(), _Inbox(), _Task(self, key))
+        self.commands.put(("reattach", key, job))
         return job.inbox, job.task, _Cancel(self, key)
 
     def wait(self, inboxes: list, timeout: float) -> list:
@@ -180,7 +198,12 @@ class RayExecutor:
         if not ray.is_initialized():
             ray.init(address=self.address, log_to_driver=False, configure_logging=False)
             self._owns_ray = True
-        self._channel = channel_class().remote()
+        options = {"lifetime": "detached", "get_if_exists": True, "namespace": "anim4d"}
+        if self.name is None:
+            options = {}
+        else:
+            options["name"] = self.name
+        self._sup = supervisor_class().options(**options).remote()
         self._resources(force=True)
         log.info("Ray executor: cluster %s, %s job slot(s), %s GPU(s)",
                  self.address or "auto", self.slots, self._gpus)
@@ -227,79 +250,56 @@ class RayExecutor:
                        "retry_exceptions": False, "name": f"anim4d-{job.args[0][:12]}"}
             if res.memory:
                 options["memory"] = int(res.memory)
-            job.ref = task_function().options(**options).remote(self._channel, key, job.args)
+            self._sup.launch.remote(key, job.args, options)
+            self.jobs[key] = job
+        elif cmd[0] == "reattach":
+            key, job = cmd[1], cmd[2]
+            if self._init_error is not None or not ray.get(self._sup.known.remote(key)):
+                job.task.death_reason = ("it was not found on the Ray cluster when the server "
+                                         "restarted")
+                job.task.ended.set()
+                return
+            log.info("job %s: re-attached to its Ray task %s", job.args[0], key)
             self.jobs[key] = job
         elif cmd[0] == "cancel":
             if cmd[1] in self.jobs:
-                self._channel.cancel.remote(cmd[1])
+                self._sup.cancel.remote(cmd[1])
         elif cmd[0] == "kill":
-            job = self.jobs.get(cmd[1])
-            if job is not None:
-                ray.cancel(job.ref, force=True)
+            if cmd[1] in self.jobs:
+                self._sup.kill.remote(cmd[1])
 
-    def _drain(self) -> None:
+    def _collect(self) -> None:
+        """Deliver messages, then end the tasks that returned (or died)."""
         import ray
 
-        got = False
-        for key, msg in ray.get(self._channel.drain.remote()):
+        messages, ended = ray.get(self._sup.poll.remote())
+        for key, msg in messages:
             job = self.jobs.get(key)
             if job is not None:  # else: an attempt already over (killed, then retried)
                 job.inbox.messages.append(msg)
-                got = True
-        if got:
+        for key, why in ended.items():
+            job = self.jobs.pop(key, None)
+            if job is not None:
+                job.task.death_reason = why
+                job.task.ended.set()
+            self._sup.forget.remote(key)
+        if messages or ended:
             self.woken.set()
 
-    def _collect(self) -> None:
-        """Deliver messages; end the tasks that returned (or died), after a last drain."""
-        import ray
-
-        self._drain()
-        refs = {job.ref: key for key, job in self.jobs.items()}
-        ready, _ = ray.wait(list(refs), num_returns=len(refs), timeout=0)
-        if not ready:
-            return
-        self._drain()  # what a task sent before it returned is in the channel by now
-        for ref in ready:
-            job = self.jobs.pop(refs[ref])
-            try:
-                ray.get(ref)
-            except Exception as err:  # noqa: BLE001 - any way a task ends without a result
-                job.task.death_reason = _describe(err)
-            self._channel.forget.remote(refs[ref])
-            job.task.ended.set()
-        self.woken.set()
-
     def _close(self) -> None:
-        if self._channel is None and not self._owns_ray:
+        if self._sup is None and not self._owns_ray:
             return  # never connected: nothing to end (and no reason to import Ray now)
         try:
             import ray
 
             for job in self.jobs.values():
-                ray.cancel(job.ref, force=True)
                 job.task.death_reason = "the server was shut down"
                 job.task.ended.set()
             self.jobs.clear()
+            if self._sup is not None:  # a clean stop: no task outlives it
+                ray.get(self._sup.stop.remote(), timeout=10)
+                ray.kill(self._sup)
             if self._owns_ray:
                 ray.shutdown()
         except Exception:  # noqa: BLE001 - shutting down anyway
             log.exception("closing the Ray executor")
-
-
-def _describe(err: BaseException) -> str:
-    """One line on how a task ended without its result."""
-    name = type(err).__name__
-    text = " ".join(str(err).split())
-    if "WorkerCrashed" in name or "worker died" in text.lower():
-        what = "its Ray worker process died"
-    elif "NodeDied" in name:
-        what = "its Ray node died"
-    elif "OutOfMemory" in name:
-        what = "Ray's memory monitor killed it (out of memory)"
-    elif "TaskCancelled" in name:
-        what = "its Ray task was cancelled"
-    else:
-        what = f"its Ray task ended with {name}"
-    if what.startswith("its Ray task ended with") and text:
-        return f"{what}: {text[:200]}"
-    return what

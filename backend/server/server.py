@@ -10,6 +10,7 @@ waits for room, a lost progress event is simply superseded by the next one.
 from __future__ import annotations
 
 import errno
+import hashlib
 import logging
 import re
 import threading
@@ -65,7 +66,9 @@ def _executor_args(config: ServerConfig) -> dict:
     if config.executor == "ray":
         from backend.server.ray_executor import RayExecutor
 
-        args["executor"] = RayExecutor(config.ray_address, config.workers or None)
+        folder = str(Path(config.data_dir).expanduser().resolve())
+        name = "anim4d-" + hashlib.sha256(folder.encode()).hexdigest()[:16]
+        args["executor"] = RayExecutor(config.ray_address, config.workers or None, name)
         args["retries"] = config.retries
     elif config.executor != "local":
         raise Anim4DError(f"executor {config.executor!r}: expected local or ray", "bad_param")

@@ -51,6 +51,9 @@ class JobRecord:
     priority: int = 0
     #: times it was run again after its worker died (the Ray executor's ``--retries``)
     attempts: int = 0
+    #: the Ray executor's name for the running attempt (a restarted server re-attaches by it);
+    #: kept on disk, not sent to clients
+    run_key: str | None = None
 
     @property
     def terminal(self) -> bool:
@@ -59,7 +62,7 @@ class JobRecord:
     def info(self, queue_position: int | None = None) -> dict[str, Any]:
         """The JSON form sent to clients."""
         d = asdict(self)
-        del d["method_s"]
+        del d["method_s"], d["run_key"]
         d["queue_position"] = queue_position
         return d
 
