@@ -19,7 +19,7 @@ $(BIN)/python:
 
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev,blender]'
+	$(BIN)/python -m pip install -q -e '.[dev,blender,ray]'
 	@touch $@
 
 install: $(STAMP)
@@ -38,9 +38,13 @@ test: lint wheels
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Fresh random seeds (printed; replay one with ANIM4D_SEED=<seed> and add it to
-# tests/regression_seeds.txt) and large hypothesis profiles, on request only.
+# tests/regression_seeds.txt) and large hypothesis profiles, on request only; the server fuzz
+# then runs again against a gateway in Ray mode until 10,000 malformed messages were sent.
 fuzz: install
 	ANIM4D_FUZZ=$${ANIM4D_FUZZ:-200} $(BIN)/python -m pytest tests/render/test_raster.py tests/server/test_fuzz.py -p no:randomly
+	ANIM4D_FUZZ=$${ANIM4D_FUZZ:-200} ANIM4D_FUZZ_EXECUTOR=ray ANIM4D_FUZZ_MESSAGES=10000 \
+		$(BIN)/python -m pytest tests/server/test_fuzz.py -p no:randomly -s \
+		-k test_malformed_messages_get_errors_and_jobs_run_on
 
 addon: install
 	$(BIN)/python -m blender_addon.build

@@ -131,7 +131,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
                                  f"{args.kind}'s inputs: {', '.join(names) or 'none'}",
                                  "bad_input")
             inputs += [(group[0], f) for f in group[1:]]
-        job_id = client.submit(args.kind, params, inputs)
+        job_id = client.submit(args.kind, params, inputs, priority=args.priority)
         print(f"submitted {args.kind} as job {job_id}", flush=True)
         if not args.wait:
             return 0

@@ -17,8 +17,25 @@ def add_serve_args(p: argparse.ArgumentParser) -> None:
                    help="ZeroMQ address to listen on (default %(default)s: this machine only)")
     p.add_argument("--data-dir", type=Path, default=default_data_dir(),
                    help="jobs and results live here (default %(default)s)")
-    p.add_argument("--workers", type=int, default=1,
-                   help="jobs run at once, each in its own process (default 1: one GPU, one job)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="jobs run at once, each in its own process (default 1: one GPU, one "
+                        "job); with --executor ray, jobs in flight on the cluster (default: "
+                        "the cluster's CPU count)")
+    p.add_argument("--executor", choices=("local", "ray"), default="local",
+                   help="where jobs run: local processes (default) or a Ray cluster "
+                        "(pip install 'anim4d[ray]'; see docs/deploy.md)")
+    p.add_argument("--ray-address", metavar="ADDR",
+                   help="the Ray cluster to use, e.g. 10.0.0.5:6379 (default: a local one, "
+                        "found or started)")
+    p.add_argument("--retries", type=int, default=2,
+                   help="with --executor ray: times a job whose worker died runs again "
+                        "(default %(default)s)")
+    p.add_argument("--max-queued", type=int, default=0, metavar="N",
+                   help="queued jobs per client (CURVE key, else connection); 0: no limit")
+    p.add_argument("--max-running", type=int, default=0, metavar="N",
+                   help="running jobs per client; 0: no limit")
+    p.add_argument("--max-submits-per-minute", type=int, default=0, metavar="N",
+                   help="submits per client per minute (bursts included); 0: no limit")
     p.add_argument("--curve-keys", type=Path, metavar="DIR",
                    help="require CurveZMQ authentication with the keys in DIR "
                         "(see `anim4d keys`)")
@@ -36,11 +53,28 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from backend.server.config import ServerConfig
     from backend.server.embedded import run_server
 
-    if args.workers < 1:
+    if args.workers is not None and args.workers < 1:
         raise Anim4DError(f"--workers {args.workers}: need at least 1", "bad_param")
-    run_server(ServerConfig(bind=args.bind, data_dir=args.data_dir, workers=args.workers,
+    for flag in ("retries", "max_queued", "max_running", "max_submits_per_minute"):
+        if getattr(args, flag) < 0:
+            raise Anim4DError(f"--{flag.replace('_', '-')} {getattr(args, flag)}: need 0 or "
+                              "more", "bad_param")
+    if args.ray_address and args.executor != "ray":
+        raise Anim4DError("--ray-address needs --executor ray", "bad_param")
+    if args.executor == "ray":
+        from importlib.util import find_spec
+
+        if find_spec("ray") is None:
+            raise Anim4DError("--executor ray needs Ray: pip install 'anim4d[ray]'",
+                              "missing_ray")
+    workers = args.workers or (0 if args.executor == "ray" else 1)
+    run_server(ServerConfig(bind=args.bind, data_dir=args.data_dir, workers=workers,
                             curve_keys=args.curve_keys, cancel_grace_s=args.cancel_grace,
-                            debug_kinds=args.debug_kinds, models_dir=args.models_dir))
+                            debug_kinds=args.debug_kinds, models_dir=args.models_dir,
+                            executor=args.executor, ray_address=args.ray_address,
+                            retries=args.retries, max_queued_per_client=args.max_queued,
+                            max_running_per_client=args.max_running,
+                            max_submits_per_minute=args.max_submits_per_minute))
     return 0
 
 
@@ -52,15 +86,21 @@ def cmd_keys(args: argparse.Namespace) -> int:
     clients.mkdir(parents=True, exist_ok=True)
     if not (root / "server.key_secret").exists():
         create_certificates(str(root), "server")
-    names = args.client or ["client"]
-    for name in names:
+    admins = list(getattr(args, "admin", []) or [])
+    names = args.client or ([] if admins else ["client"])
+    for name in [*names, *admins]:
         if not (root / f"{name}.key_secret").exists():
             create_certificates(str(root), name)
         shutil.copy(root / f"{name}.key", clients / f"{name}.key")
+    if admins:
+        (root / "admins").mkdir(exist_ok=True)
+    for name in admins:
+        shutil.copy(root / f"{name}.key", root / "admins" / f"{name}.key")
     print(f"server keys: {root / 'server.key_secret'} (keep secret), {root / 'server.key'} "
           "(give to clients)")
-    for name in names:
-        print(f"client {name}: {root / (name + '.key_secret')} (give to that client only); its "
+    for name in [*names, *admins]:
+        role = "admin (sees every job)" if name in admins else "client"
+        print(f"{role} {name}: {root / (name + '.key_secret')} (give to that client only); its "
               f"public key is allowed in {clients}")
     print(f"start the server with: anim4d serve --bind tcp://0.0.0.0:5555 --curve-keys {root}")
     return 0

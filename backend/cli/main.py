@@ -52,6 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dir", help="folder for the keys (server.key*, clients/)")
     p.add_argument("--client", action="append", default=[], metavar="NAME",
                    help="also create a client key pair NAME (repeatable; default: 'client')")
+    p.add_argument("--admin", action="append", default=[], metavar="NAME",
+                   help="create a client key pair NAME that sees and cancels every client's "
+                        "jobs (repeatable); other keys see only their own")
     p.set_defaults(func=local_cmds.cmd_keys)
 
     for name, helptext, func in [
@@ -76,6 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--wait", action="store_true",
                    help="wait with a progress bar (Ctrl-C cancels the job)")
     p.add_argument("--out", help="with --wait: fetch the result into this folder")
+    p.add_argument("--priority", type=int, metavar="N",
+                   help="-10 to 10, higher starts first (default 0)")
     p.set_defaults(func=_lazy("client_cmds", "cmd_submit"))
 
     for name, helptext, func in [

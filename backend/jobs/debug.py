@@ -39,6 +39,8 @@ SLEEP = KindSpec(
         ParamSpec("write_first", "bool", False,
                   "write the result files before sleeping (a job stopped mid-way then leaves a "
                   "partial result behind)"),
+        ParamSpec("preview", "bool", False,
+                  "send a preview event (one Gaussian at x = the step) at each step"),
     ),
 )
 CRASH = KindSpec(
@@ -91,6 +93,20 @@ def _strip(frames: int, vertices: int, fps: float = 24.0) -> MeshSequence:
     return MeshSequence(verts, faces, t)
 
 
+def _step_preview(step: int, steps: int) -> dict:
+    return {"stage": "sleeping", "step": step + 1, "steps": steps, "times": [0.0], "count": 1,
+            "total": 1}
+
+
+def _one_gaussian(step: int) -> dict[str, np.ndarray]:
+    """A preview's arrays (see PROTOCOL.md): one Gaussian at (step, 0, 0), one time."""
+    means = np.zeros((1, 1, 3), np.float32)
+    means[0, 0, 0] = step
+    return {"means": means, "quats": np.array([[[1, 0, 0, 0]]], np.float32),
+            "log_scales": np.zeros((1, 1, 3), np.float32),
+            "opacity_logits": np.zeros(1, np.float32), "sh_dc": np.zeros((1, 3), np.float32)}
+
+
 def run_sleep(ctx: JobContext, params: dict, inputs: list[Path]) -> Manifest:
     steps, seconds = params["steps"], params["seconds"]
     manifest = None
@@ -107,6 +123,8 @@ def run_sleep(ctx: JobContext, params: dict, inputs: list[Path]) -> Manifest:
             ctx.sink("sleeping", i / steps, "ignoring cancel")
         else:
             ctx.progress("sleeping", i / steps, f"step {i + 1} of {steps}", force=True)
+        if params["preview"]:
+            ctx.preview(_step_preview(i, steps), _one_gaussian(i))
         time.sleep(seconds / steps)
     if manifest is not None:
         return manifest

@@ -26,12 +26,33 @@ log = logging.getLogger("anim4d.jobs")
 
 
 @dataclass(frozen=True)
+class Resources:
+    """What one job of a kind asks of a Ray cluster (``serve --executor ray``; the local
+    executor ignores it).
+
+    ``num_gpus`` is dropped, with a warning, on a cluster that has no GPU at all (the methods
+    fall back to the CPU, as in local mode); ``memory``: bytes reserved, 0 for none."""
+
+    num_cpus: float = 1.0
+    num_gpus: float = 0.0
+    memory: int = 0
+
+
+#: the debug kinds do next to nothing: four of them share a CPU
+LIGHT = Resources(num_cpus=0.25)
+#: DS4D and DNF train or run networks: one GPU where the cluster has any
+GPU = Resources(num_cpus=1.0, num_gpus=1.0)
+
+
+@dataclass(frozen=True)
 class JobKind:
-    """``models``: ``(name, folder)`` pairs its workers may load (server-side only)."""
+    """``models``: ``(name, folder)`` pairs its workers may load (server-side only);
+    ``resources``: what a job of this kind asks of a Ray cluster."""
 
     spec: KindSpec
     runner: str
     models: tuple[tuple[str, str], ...] = ()
+    resources: Resources = Resources()
 
     @property
     def name(self) -> str:
@@ -70,7 +91,7 @@ def builtin_kinds(debug: bool = False, models: ModelRegistry | None = None) -> d
         # DS4D needs no model: without DINOv2 weights it uses the weight-free descriptor; the
         # pretrained models found here (models folder, then library caches) reach its workers
         JobKind(ds4d_jobs.TO4D_KIND, "backend.methods.ds4d.jobs:run_to4d",
-                present_folders(models.models_dir, "ds4d")),
+                present_folders(models.models_dir, "ds4d"), resources=GPU),
         JobKind(ds4d_jobs.RESAMPLE_KIND, "backend.methods.ds4d.jobs:run_resample"),
         JobKind(ds4d_mesh.MESH_KIND, "backend.methods.ds4d.mesh_job:run_mesh"),
     ]
@@ -78,8 +99,9 @@ def builtin_kinds(debug: bool = False, models: ModelRegistry | None = None) -> d
     if dnf:
         folders = tuple(models.folders("dnf").items())
         runner = "backend.methods.dnf.jobs:"
-        kinds += [JobKind(dnf_jobs.reconstruct_kind(dnf), runner + "run_reconstruct", folders),
-                  JobKind(dnf_jobs.fit_shape_kind(dnf), runner + "run_fit_shape", folders)]
+        kinds += [JobKind(dnf_jobs.reconstruct_kind(dnf), runner + "run_reconstruct", folders,
+                          GPU),
+                  JobKind(dnf_jobs.fit_shape_kind(dnf), runner + "run_fit_shape", folders, GPU)]
         kinds += _creature_kinds(dnf)
     else:
         log.warning("no dnf model found: the dnf.* kinds are not offered")
@@ -101,7 +123,7 @@ def _creature_kinds(dnf: list) -> list[JobKind]:
     folders = tuple((m.name, str(m.folder)) for m in gen)
     runners = {cj.SAMPLE: "run_sample", cj.ANIMATE: "run_animate_mesh",
                cj.RESAMPLE: "run_resample", cj.BLEND: "run_blend"}
-    return [JobKind(spec, f"backend.methods.dnf.creature_jobs:{runners[name]}", folders)
+    return [JobKind(spec, f"backend.methods.dnf.creature_jobs:{runners[name]}", folders, GPU)
             for name, spec in cj.kind_specs(gen).items()]
 
 
@@ -130,4 +152,5 @@ def debug_kinds() -> dict[str, JobKind]:
     """The ``debug.*`` kinds alone (engine diagnostics and tests)."""
     from backend.jobs import debug as debug_jobs
 
-    return {spec.name: JobKind(spec, f"backend.jobs.debug:{fn}") for spec, fn in debug_jobs.KINDS}
+    return {spec.name: JobKind(spec, f"backend.jobs.debug:{fn}", resources=LIGHT)
+            for spec, fn in debug_jobs.KINDS}

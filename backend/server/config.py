@@ -29,6 +29,16 @@ class ServerConfig:
     #: fresh interpreter per job, as before; see backend/server/engine.py)
     warm_workers: bool = True
     models_dir: Path | None = None  # None: <data_dir>/models (see backend/models/registry.py)
+    #: where jobs run: "local" (a process per job on this machine) or "ray" (a Ray cluster; see
+    #: backend/server/ray_executor.py; there ``workers`` = jobs in flight, 0: the cluster's CPUs)
+    executor: str = "local"
+    ray_address: str | None = None  # None: a local Ray found or started (ray.init's default)
+    #: times a job whose worker died (process killed, node lost) runs again (Ray executor only)
+    retries: int = 2
+    #: per client (its CURVE key, else its connection): queued and running jobs; 0: no limit
+    max_queued_per_client: int = 0
+    max_running_per_client: int = 0
+    max_submits_per_minute: int = 0  # per client; 0: no limit
 
     @property
     def resolved_models_dir(self) -> Path:

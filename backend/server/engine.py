@@ -1,4 +1,12 @@
-"""The job engine: a FIFO queue and up to ``workers`` jobs running, each in its own process.
+"""The job engine: a queue (priorities, then fair share between clients, per-client limits: see
+:mod:`backend.server.scheduling`) and up to ``workers`` jobs running, each in its own process,
+or, with a :class:`~backend.server.ray_executor.RayExecutor`, as tasks on a Ray cluster.
+
+The Ray executor plugs in where processes are started: its ``launch`` gives the engine an inbox
+that reads like a worker's pipe, a handle that reads like its process (``is_alive``, ``kill``,
+``join``, ``death_reason``) and a cancel flag, so the job records, the state machine, events,
+cancel with its grace and the store are the same in both modes. A job whose worker died is run
+again up to ``retries`` times (the Ray executor's ``--retries``; 0 in local mode) before it fails.
 
 A process per job isolates the server from a method's crash or out-of-memory death. So that a
 small job does not wait for Python to start and import its method, job processes are *warm*: a
@@ -27,14 +35,15 @@ import queue
 import sys
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 
 from backend.jobs.registry import JobKind
+from backend.server.scheduling import FairQueue
 from backend.server.store import JobRecord, JobStore
 from backend.server.worker import worker_main
+from shared.errors import Anim4DError
 
 log = logging.getLogger("anim4d.engine")
 #: a worker still alive this long after its final message is killed
@@ -86,7 +95,7 @@ def warm_modules(kinds: dict[str, JobKind]) -> list[str]:
 class _Running:
     args: tuple  # worker_main's arguments
     conn: Connection
-    child: Connection  # the worker's end of the pipe; closed here once the worker started
+    child: Connection | None  # the worker's end of the pipe; closed once the worker started
     cancel: object
     warm: bool
     launched: threading.Event = field(default_factory=threading.Event)
@@ -158,7 +167,13 @@ class _Launcher(threading.Thread):
 class JobEngine:
     def __init__(self, store: JobStore, kinds: dict[str, JobKind], workers: int = 1,
                  cancel_grace_s: float = 5.0, on_change: ChangeHook | None = None,
-                 warm: bool = True, finish_grace_s: float = 300.0):
+                 warm: bool = True, finish_grace_s: float = 300.0, executor=None,
+                 retries: int = 0, max_queued_per_client: int = 0,
+                 max_running_per_client: int = 0):
+        """``executor``: None runs jobs in local processes; a
+        :class:`~backend.server.ray_executor.RayExecutor` runs them on a Ray cluster (same job
+        records, queue, events and cancel). ``retries``: times a job whose worker died is run
+        again before it fails. ``max_*_per_client``: 0 is no limit."""
         self.store = store
         self.kinds = kinds
         self.workers = max(1, workers)
@@ -166,7 +181,11 @@ class JobEngine:
         self.finish_grace_s = finish_grace_s
         self.on_change: ChangeHook = on_change or (lambda rec, ev: None)
         self.records: dict[str, JobRecord] = {}
-        self.queue: deque[str] = deque()
+        self.queue = FairQueue()
+        self.executor = executor
+        self.retries = max(0, retries)
+        self.max_queued_per_client = max(0, max_queued_per_client)
+        self.max_running_per_client = max(0, max_running_per_client)
         self.running: dict[str, _Running] = {}
         self.previews: dict[str, tuple[dict, dict]] = {}  # job id -> latest (content, arrays)
         self.exiting: list[_Exiting] = []
@@ -181,6 +200,10 @@ class JobEngine:
         server when it binds; :meth:`submit` calls it too if nobody did."""
         if self._launcher is not None:
             return
+        if self.executor is not None:
+            self.executor.start()
+            self._launcher = True  # started: jobs go to the executor
+            return
         if self.warm:
             # The fork server is one per process: the first engine to start it names what it
             # imports. An embedding process's later servers fork from it all the same.
@@ -192,7 +215,14 @@ class JobEngine:
         """Reload jobs from disk after a restart; returns lines worth logging."""
         records, notes = self.store.load_all()
         for rec in records:
-            if rec.state == "running":
+            if rec.state == "running" and rec.run_key and self.executor is not None:
+                # the Ray executor's tasks outlive a server killed outright: follow it again
+                conn, process, cancel = self.executor.reattach(rec.run_key)
+                run = _Running((rec.id,), conn, None, cancel, False, process=process)
+                run.launched.set()
+                self.running[rec.id] = run
+                notes.append(f"job {rec.id}: re-attaching to its Ray task")
+            elif rec.state == "running":
                 rec.state, rec.finished = "interrupted", time.time()
                 rec.error = {"code": "interrupted",
                              "message": "the server stopped while this job was running"}
@@ -200,7 +230,7 @@ class JobEngine:
                 self.store.clear_work(rec.id)
                 self.store.save(rec)
             elif rec.state == "queued":
-                self.queue.append(rec.id)
+                self.queue.append(rec.id, rec.client, rec.priority)
             elif rec.state != "done" and self.store.partial_dir(rec.id).exists():
                 self.store.clear_result(rec.id)  # left by a server that died mid-way
             self.records[rec.id] = rec
@@ -221,19 +251,47 @@ class JobEngine:
         """Jobs running, queued, or a finished job's process still exiting."""
         return bool(self.running or self.queue or self.exiting)
 
+    @property
+    def slots(self) -> int:
+        """Jobs that may run at once: ``workers``, or the executor's (Ray: jobs in flight)."""
+        if self.executor is not None:
+            return self.executor.slots
+        return self.workers
+
+    def check_limits(self, client: str) -> None:
+        """Raise ``limit_reached`` if ``client`` may not queue one more job."""
+        limit = self.max_queued_per_client
+        if limit and self.queue.count(client) >= limit:
+            raise Anim4DError(f"you have {self.queue.count(client)} jobs queued, this server's "
+                              f"limit per client (--max-queued {limit}); submit more when some "
+                              "have started", "limit_reached")
+
+    def _positions(self) -> dict[str, int]:
+        return {job_id: i for i, job_id in enumerate(self.queue)}
+
+    def _notify_moved(self, before: dict[str, int], skip: str | None = None) -> None:
+        """A progress event for each queued job whose queue position changed."""
+        for i, job_id in enumerate(self.queue):
+            if job_id != skip and before.get(job_id) != i:
+                self.on_change(self.records[job_id], "progress")
+
     # ---- commands ------------------------------------------------------------------------
     def submit(self, record: JobRecord) -> None:
         self.records[record.id] = record
         self.store.save(record)
-        self.queue.append(record.id)
+        before = self._positions()
+        self.queue.append(record.id, record.client, record.priority)
         self.on_change(record, "state")
+        self._notify_moved(before, skip=record.id)
         self._start_ready()
 
     def cancel(self, job_id: str) -> JobRecord:
         rec = self.records[job_id]
         if rec.state == "queued":
+            before = self._positions()
             self.queue.remove(job_id)
             self._finish(rec, "cancelled")
+            self._notify_moved(before)
         elif rec.state == "running":
             run = self.running[job_id]
             if run.cancel_at is None:
@@ -253,7 +311,9 @@ class JobEngine:
         died, kill overdue cancels, reap exited processes, start queued jobs."""
         conns = [r.conn for r in self.running.values() if r.launched.is_set()]
         if conns:
-            for conn in wait(conns, timeout=timeout):
+            ready = (self.executor.wait(conns, timeout) if self.executor is not None
+                     else wait(conns, timeout=timeout))
+            for conn in ready:
                 self._read(conn)
         now = time.monotonic()
         for job_id, run in list(self.running.items()):
@@ -264,6 +324,11 @@ class JobEngine:
                 run.conn.close()
                 self._finish(self.records[job_id], "failed", (
                     "worker_died", f"could not start a worker process: {run.launch_error}"))
+                continue
+            if getattr(run.process, "launch_error", None) is not None:  # the Ray executor's
+                del self.running[job_id]
+                self._finish(self.records[job_id], "failed", ("worker_died",
+                             f"could not start the job: {run.process.launch_error}"))
                 continue
             if run.final is None and run.cancel_at and now - run.cancel_at > self.cancel_grace_s:
                 log.warning("job %s ignored cancel for %.1fs: killing it", job_id,
@@ -325,14 +390,19 @@ class JobEngine:
             if run.cancel_at is not None:
                 self._finish(rec, "cancelled")
             else:
-                why = (f"killed by signal {-code}" if code is not None and code < 0
-                       else f"exit code {code}")
+                why = getattr(run.process, "death_reason", None) or (
+                    f"killed by signal {-code}" if code is not None and code < 0
+                    else f"exit code {code}")
                 hint = " (possibly out of memory)" if code in (-9, 137) else ""
                 log.warning("job %s: worker died (%s); its log: %s", job_id, why,
                             self.store.job_dir(job_id) / "worker.log")
+                if rec.attempts < self.retries:
+                    self._retry(rec, f"{why}{hint}")
+                    return
+                tries = (f" (tried {rec.attempts + 1} times)" if rec.attempts else "")
                 self._finish(rec, "failed", ("worker_died",
-                             f"the worker process running {rec.kind} died: {why}{hint}; "
-                             "see the job's worker.log on the server"))
+                             f"the worker process running {rec.kind} died: {why}{hint}"
+                             f"{tries}; see the job's worker.log on the server"))
         elif final[0] == "done":
             try:
                 self.store.commit_result(job_id)
@@ -347,6 +417,21 @@ class JobEngine:
             self._finish(rec, "cancelled")
         else:
             self._finish(rec, "failed", (final[1], final[2]))
+
+    def _retry(self, rec: JobRecord, why: str) -> None:
+        """Queue a job whose worker died again, ahead of its client's other jobs."""
+        rec.attempts += 1
+        rec.state, rec.started = "queued", None
+        rec.stage, rec.fraction = "", 0.0
+        rec.message = (f"retrying (attempt {rec.attempts + 1} of {self.retries + 1}): "
+                       f"its worker died: {why}")
+        log.warning("job %s: %s", rec.id, rec.message)
+        self.store.clear_result(rec.id)
+        before = self._positions()
+        self.queue.append(rec.id, rec.client, rec.priority, front=True)
+        self.store.save(rec)
+        self.on_change(rec, "state")
+        self._notify_moved(before, skip=rec.id)
 
     def _reap_exiting(self, now: float) -> None:
         for gone in list(self.exiting):
@@ -380,9 +465,23 @@ class JobEngine:
         return ctx.Process(target=worker_main, name=f"anim4d-job-{args[0][:8]}", daemon=True,
                            args=args)
 
+    def _blocked_clients(self) -> set[str]:
+        """Clients at their running limit."""
+        limit = self.max_running_per_client
+        if not limit:
+            return set()
+        counts: dict[str, int] = {}
+        for job_id in self.running:
+            client = self.records[job_id].client
+            counts[client] = counts.get(client, 0) + 1
+        return {c for c, n in counts.items() if n >= limit}
+
     def _start_ready(self) -> None:
-        while self.queue and len(self.running) + len(self.exiting) < self.workers:
-            job_id = self.queue.popleft()
+        while self.queue and len(self.running) + len(self.exiting) < self.slots:
+            try:
+                job_id = self.queue.popleft(self._blocked_clients())
+            except IndexError:
+                return  # every client with queued jobs is at its running limit
             rec = self.records[job_id]
             kind = self.kinds.get(rec.kind)
             if kind is None:
@@ -391,14 +490,23 @@ class JobEngine:
                 continue
             self.start()
             self.store.prepare_run(job_id)
-            parent, child = self._cold.Pipe(duplex=False)
-            cancel = self._cold.Event()
             inputs = [str(self.store.inputs_dir(job_id) / n) for n in rec.inputs]
-            args = (job_id, kind.runner, rec.params, inputs, str(self.store.job_dir(job_id)),
-                    child, cancel, kind.model_folders)
-            run = _Running(args, parent, child, cancel, self.warm)
-            self.running[job_id] = run
-            self._launcher.todo.put(run)
+            if self.executor is not None:
+                args = (job_id, kind.runner, rec.params, inputs, str(self.store.job_dir(job_id)),
+                        None, None, kind.model_folders)
+                conn, process, cancel = self.executor.launch(args, kind.resources, rec.attempts)
+                rec.run_key = process.key
+                run = _Running(args, conn, None, cancel, False, process=process)
+                run.launched.set()
+                self.running[job_id] = run
+            else:
+                parent, child = self._cold.Pipe(duplex=False)
+                cancel = self._cold.Event()
+                args = (job_id, kind.runner, rec.params, inputs,
+                        str(self.store.job_dir(job_id)), child, cancel, kind.model_folders)
+                run = _Running(args, parent, child, cancel, self.warm)
+                self.running[job_id] = run
+                self._launcher.todo.put(run)
             rec.state, rec.started = "running", time.time()
             rec.stage, rec.fraction = "starting", 0.0
             self.store.save(rec)
@@ -410,7 +518,7 @@ class JobEngine:
         """Stop every running job; mark them interrupted (finished results stay on disk)."""
         for run in self.running.values():
             run.cancel.set()
-        if self._launcher is not None:
+        if isinstance(self._launcher, _Launcher):
             self._launcher.todo.put(None)
         deadline = time.monotonic() + grace_s
         for run in self.running.values():
@@ -437,3 +545,5 @@ class JobEngine:
             self.store.clear_work(job_id)
             self.store.save(rec)
         self.running.clear()
+        if self.executor is not None:
+            self.executor.shutdown()

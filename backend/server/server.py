@@ -10,6 +10,7 @@ waits for room, a lost progress event is simply superseded by the next one.
 from __future__ import annotations
 
 import errno
+import hashlib
 import logging
 import re
 import threading
@@ -26,6 +27,7 @@ from backend.models import discover_models
 from backend.models.pretrained import hello_entries
 from backend.server.config import ServerConfig, is_loopback
 from backend.server.engine import JobEngine
+from backend.server.scheduling import MAX_PRIORITY, MIN_PRIORITY, SubmitRate
 from backend.server.sources import dependents, resolve_job_params
 from backend.server.store import JobRecord, JobStore
 from backend.server.uploads import Uploads
@@ -58,6 +60,55 @@ class _Stream:
     pending: list | None = None
 
 
+def _executor_args(config: ServerConfig) -> dict:
+    """The engine's executor and scheduling settings from the server's config."""
+    args = {"max_queued_per_client": config.max_queued_per_client,
+            "max_running_per_client": config.max_running_per_client}
+    if config.executor == "ray":
+        from backend.server.ray_executor import RayExecutor
+
+        folder = str(Path(config.data_dir).expanduser().resolve())
+        name = "anim4d-" + hashlib.sha256(folder.encode()).hexdigest()[:16]
+        args["executor"] = RayExecutor(config.ray_address, config.workers or None, name)
+        args["retries"] = config.retries
+    elif config.executor != "local":
+        raise Anim4DError(f"executor {config.executor!r}: expected local or ray", "bad_param")
+    return args
+
+
+def _client_of(identity: bytes, frames: list) -> str:
+    """Who sent a message, for fair share and limits: ``curve:<public key>`` (Z85) when the
+    server uses CURVE keys, else ``local:<connection>``: without keys each connection is its own
+    share (a client cannot prove more; see backend/server/scheduling.py)."""
+    try:
+        user = frames[1].get("User-Id")
+    except Exception:  # noqa: BLE001 - no property: not authenticated
+        user = None
+    if user and user != "anonymous":
+        return f"curve:{user}"
+    return f"local:{identity.hex()}"
+
+
+def _public_keys(folder: Path) -> set[str]:
+    """``curve:<Z85 public key>`` of each ``*.key`` in ``folder`` (none if it is missing)."""
+    from zmq.auth import load_certificate
+
+    out = set()
+    for path in sorted(folder.glob("*.key")) if folder.is_dir() else []:
+        public, _ = load_certificate(str(path))
+        out.add(f"curve:{public.decode('ascii')}")
+    return out
+
+
+def _priority(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not (
+            MIN_PRIORITY <= value <= MAX_PRIORITY):
+        raise ParamError(f"submit: priority {value!r} is not accepted: an integer from "
+                         f"{MIN_PRIORITY} to {MAX_PRIORITY} (default 0; higher starts first)",
+                         "bad_param")
+    return value
+
+
 class Server:
     def __init__(self, config: ServerConfig, kinds: dict[str, JobKind] | None = None,
                  context: zmq.Context | None = None):
@@ -69,7 +120,8 @@ class Server:
         self.store = JobStore(config.data_dir)
         self.uploads = Uploads(self.store.uploads_dir, max_bytes=64 * 1024**3)
         self.engine = JobEngine(self.store, self.kinds, config.workers, config.cancel_grace_s,
-                                on_change=self._on_job_change, warm=config.warm_workers)
+                                on_change=self._on_job_change, warm=config.warm_workers,
+                                **_executor_args(config))
         self.ctx = context or zmq.Context.instance()
         self.socket: zmq.Socket | None = None
         self.address = ""
@@ -83,6 +135,9 @@ class Server:
         # stops reading delays only itself, and is dropped past MAX_OUTBOX messages.
         self.outbox: dict[bytes, deque[list]] = {}
         self._stop = threading.Event()
+        self._sender = "local"  # the client of the message being handled (see _client_of)
+        self.admins: set[str] = set()  # clients that see every job (with CURVE keys)
+        self.submit_rate = SubmitRate(config.max_submits_per_minute)
         self._auth = None
         self._last_heartbeat = 0.0
 
@@ -128,6 +183,7 @@ class Server:
             raise Anim4DError(f"--curve-keys {keys}: expected {secret.name} and a clients/ "
                               f"folder; create them with `anim4d keys {keys}`", "bad_keys")
         public, private = load_certificate(str(secret))
+        self.admins = _public_keys(keys / "admins")
         self._auth = ThreadAuthenticator(self.ctx)
         self._auth.start()
         self._auth.configure_curve(domain="*", location=str(clients))
@@ -252,6 +308,7 @@ class Server:
                 log.info("refused a malformed message: %s", err)
                 self._send(identity, error_message(err.code, str(err), mid, job))
                 continue
+            self._sender = _client_of(identity, frames)
             try:
                 self._dispatch(identity, msg)
             except Anim4DError as err:
@@ -267,10 +324,23 @@ class Server:
                                 "event; a server accepts only requests (status null)")
         if handler is None:
             raise ProtocolError(f"{msg.type!r} is not a request a server accepts")
-        if msg.job is not None and msg.type != "submit" and msg.job not in self.engine.records:
+        if msg.job is not None and msg.type != "submit" and (
+                msg.job not in self.engine.records
+                or not self._may_see(self.engine.records[msg.job])):
             raise Anim4DError(f"no job {msg.job} on this server (it may have been deleted)",
                               "unknown_job")
         handler(identity, msg)
+
+    def _may_see(self, rec: JobRecord) -> bool:
+        """With CURVE keys a client sees (lists, watches, fetches, cancels, deletes, uses as a
+        source) only its own jobs, an admin key every job; without keys everyone sees all."""
+        return (not self.config.curve_keys or rec.client == self._sender
+                or self._sender in self.admins)
+
+    def _visible(self) -> dict[str, JobRecord]:
+        if not self.config.curve_keys or self._sender in self.admins:
+            return self.engine.records
+        return {j: r for j, r in self.engine.records.items() if r.client == self._sender}
 
     # ---- handlers ------------------------------------------------------------------------
     def _on_hello(self, identity: bytes, msg: Message) -> None:
@@ -285,7 +355,8 @@ class Server:
                        "upload_chunk_bytes": UPLOAD_CHUNK_BYTES,
                        "result_chunk_bytes": self.config.chunk_bytes,
                        "heartbeat_s": self.config.heartbeat_s},
-            "workers": self.engine.workers, "curve": bool(self.config.curve_keys),
+            "workers": self.engine.slots, "curve": bool(self.config.curve_keys),
+            "executor": self.config.executor,
         }))
 
     def _on_ping(self, identity: bytes, msg: Message) -> None:
@@ -307,10 +378,19 @@ class Server:
             raise ParamError(f"unknown job kind {name!r}; this server offers: "
                              + ", ".join(sorted(self.kinds)), "unknown_kind")
         params = kind.spec.validate_params(msg.content["params"])
-        params = resolve_job_params(kind.spec, params, self.engine.records)
+        params = resolve_job_params(kind.spec, params, self._visible())
+        priority = _priority(msg.content.get("priority", 0))
+        self.engine.check_limits(self._sender)
+        wait_s = self.submit_rate.take(self._sender)
+        if wait_s:
+            limit = self.submit_rate.per_minute
+            raise Anim4DError(f"too many submits: this server takes at most {limit} per minute "
+                              f"from each client (--max-submits-per-minute {limit}); try again "
+                              f"in {wait_s:.0f} s", "rate_limited")
         inputs = self._check_inputs(kind, msg)
         job_id = uuid.uuid4().hex
-        record = JobRecord(id=job_id, kind=name, params=params, inputs=[n for n, _ in inputs])
+        record = JobRecord(id=job_id, kind=name, params=params, inputs=[n for n, _ in inputs],
+                           client=self._sender, priority=priority)
         self.store.create(record)
         try:
             for fname, source in inputs:
@@ -403,7 +483,7 @@ class Server:
         self._send(identity, msg.reply(content={"job": self.engine.info(rec.id)}))
 
     def _on_jobs(self, identity: bytes, msg: Message) -> None:
-        jobs = [self.engine.info(j) for j in self.engine.records]
+        jobs = [self.engine.info(j) for j in self._visible()]
         self._send(identity, msg.reply(content={"jobs": jobs}))
 
     def _on_job(self, identity: bytes, msg: Message) -> None:

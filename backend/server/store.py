@@ -46,6 +46,14 @@ class JobRecord:
     result: dict[str, Any] | None = None
     #: seconds the method itself ran (measured in the worker); kept on disk, not sent to clients
     method_s: float | None = None
+    #: who submitted it: the fair-share key (see backend/server/scheduling.py)
+    client: str = "local"
+    priority: int = 0
+    #: times it was run again after its worker died (the Ray executor's ``--retries``)
+    attempts: int = 0
+    #: the Ray executor's name for the running attempt (a restarted server re-attaches by it);
+    #: kept on disk, not sent to clients
+    run_key: str | None = None
 
     @property
     def terminal(self) -> bool:
@@ -54,7 +62,7 @@ class JobRecord:
     def info(self, queue_position: int | None = None) -> dict[str, Any]:
         """The JSON form sent to clients."""
         d = asdict(self)
-        del d["method_s"]
+        del d["method_s"], d["run_key"]
         d["queue_position"] = queue_position
         return d
 

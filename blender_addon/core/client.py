@@ -283,9 +283,9 @@ class Client:
         self.request("delete", job=job_id)
 
     def submit(self, kind: str, params_: dict | None = None, inputs=(),
-               on_progress: ProgressCallback | None = None) -> str:
+               on_progress: ProgressCallback | None = None, priority: int | None = None) -> str:
         """Upload ``inputs``, submit the job, return its id. Progress events that follow are
-        kept for :meth:`wait`.
+        kept for :meth:`wait`. ``priority``: -10..10, higher starts first (default 0).
 
         ``inputs``: paths (for the kind's first input), ``(input_name, path)`` pairs, or a
         mapping ``{input_name: [paths]}`` for kinds with several inputs (``video.to4d``'s
@@ -305,8 +305,10 @@ class Client:
             if slot is not None:
                 spec["input"] = slot
             specs.append(spec)
-        reply = self.request("submit", {"kind": kind, "params": dict(params_ or {}),
-                                        "inputs": specs}, arrays=arrays)
+        content = {"kind": kind, "params": dict(params_ or {}), "inputs": specs}
+        if priority is not None:
+            content["priority"] = priority
+        reply = self.request("submit", content, arrays=arrays)
         job_id = reply.job or reply.content["job"]["id"]
         self._watching[job_id] = reply.reply_to
         return job_id

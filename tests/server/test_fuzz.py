@@ -20,6 +20,7 @@ What never gets a reply, by design:
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 import uuid
@@ -49,6 +50,11 @@ REQUEST_ERROR_CODES = {"bad_message", "version_mismatch", "unknown_kind", "bad_p
 CEILING = 120.0
 REPLY_TIMEOUT_MS = int(CEILING * 1000)
 ANY = None  # any documented request error code
+#: ``make fuzz`` also runs the main fuzz test against a gateway in Ray mode
+#: (``ANIM4D_FUZZ_EXECUTOR=ray``, a local 2-CPU Ray cluster started here), until at least
+#: ``ANIM4D_FUZZ_MESSAGES`` malformed messages were sent (0: one Hypothesis run).
+EXECUTOR = os.environ.get("ANIM4D_FUZZ_EXECUTOR", "local")
+MIN_MESSAGES = int(os.environ.get("ANIM4D_FUZZ_MESSAGES", "0") or 0)
 UP = "$UPLOAD"  # placeholder: each example's fresh upload id
 
 
@@ -527,7 +533,16 @@ class Restartable:
 
     def __init__(self, data: Path):
         self.data = data
-        self.srv = EmbeddedServer(data, kinds=KINDS, heartbeat_s=0.5)
+        self.config = {"kinds": KINDS, "heartbeat_s": 0.5}
+        if EXECUTOR == "ray":
+            import ray
+
+            if not ray.is_initialized():
+                ray.init(num_cpus=2, include_dashboard=False, address="local",
+                         _node_ip_address="127.0.0.1", log_to_driver=False,
+                         configure_logging=False)
+            self.config.update(executor="ray", workers=2)
+        self.srv = EmbeddedServer(data, **self.config)
         self.restarts = 0
 
     def alive(self) -> bool:
@@ -535,7 +550,7 @@ class Restartable:
 
     def restart(self) -> None:
         self.srv.stop(timeout=CEILING)
-        self.srv = EmbeddedServer(self.data, kinds=KINDS, heartbeat_s=0.5)
+        self.srv = EmbeddedServer(self.data, **self.config)
         self.restarts += 1
 
 
@@ -579,6 +594,7 @@ def test_malformed_messages_get_errors_and_jobs_run_on(box, tmp_path):
         for case in plan:
             upload_id = uuid.uuid4().hex  # each case's uploads are its own
             for spec, expect in case:
+                sent[0] += expect != "ok"
                 frames = to_frames(spec, upload_id)
                 reply = raw.exchange(frames, alive=box.alive)
                 assert box.alive(), f"the server thread died on {frames!r:.500}"
@@ -588,8 +604,13 @@ def test_malformed_messages_get_errors_and_jobs_run_on(box, tmp_path):
                     check_error_reply(frames, reply, expect)
         assert not raw.sock.poll(0), "the server sent more than one reply to a message"
 
+    sent = [0]  # malformed messages sent
     try:
         fuzz()
+        while sent[0] < MIN_MESSAGES:  # fresh examples each run under the fuzz profile
+            fuzz()
+        print(f"fuzz: {sent[0]} malformed messages against a gateway ({EXECUTOR} executor), "
+              f"{len(background.outcomes)} valid jobs run meanwhile")
     finally:
         for raw in raws:
             raw.close()

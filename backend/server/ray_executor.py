@@ -1,0 +1,305 @@
+"""Running jobs on a Ray cluster (``anim4d serve --executor ray``).
+
+The gateway (the ZeroMQ server) keeps everything it keeps in local mode: job records, the store,
+the queue with its fair share, events to clients, cancel and its grace. Only where a job runs
+changes: each job is a Ray task that runs the same :func:`backend.server.worker.worker_main` as
+a local worker process, with the resources its kind declares (``JobKind.resources``).
+
+The tasks are submitted by a *supervisor* actor (:mod:`backend.server.ray_worker`), one per
+gateway data folder, detached and named after it: the tasks belong to it, not to the gateway's
+process, so they outlive a gateway killed outright, and the gateway restarted on the same data
+folder finds the supervisor again and re-attaches to the jobs still running (:meth:`reattach`;
+their messages, and how they ended, waited there). A clean stop ends the tasks and the supervisor.
+
+Messages (progress, preview, finishing, the final one) go from a task to the supervisor through
+a sender thread in the task: ``worker_main`` never waits on the network. The sender calls the
+supervisor at least every 0.2 s; each call answers whether the job was cancelled, which is what
+the method's ``ctx.cancelled()`` reads. A kill (a cancel ignored past its grace) is
+``ray.cancel(force=True)``.
+
+Every Ray call is made on one thread of the gateway, the *pump*: the server loop only reads and
+writes Python queues, so it never blocks on Ray. The pump hands launches, cancels and kills to
+the supervisor, and polls it for messages (into per-job inboxes, :class:`_Inbox`, what the
+engine reads as a worker's pipe) and for tasks that ended: a task that ends without a final
+message died (its worker process killed, its node lost): the engine then retries the job
+(``--retries``) or fails it with the reason.
+
+Results: the task writes into the job's folder in the gateway's store, by path, so the workers
+must see the gateway's data directory at the same path (one machine, or a shared mount). A store
+reached by URL (fsspec) is not done. The anim4d package must be importable on every Ray node.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass
+
+from backend.jobs.registry import Resources
+from backend.server.ray_worker import supervisor_class
+
+log = logging.getLogger("anim4d.ray")
+#: how often the pump re-reads the cluster's resources
+RESOURCES_EVERY_S = 5.0
+
+
+class _Inbox:
+    """A job's messages as the engine reads them (the pipe's ``poll``/``recv``/``close``)."""
+
+    def __init__(self) -> None:
+        self.messages: deque = deque()
+
+    def poll(self) -> bool:
+        return bool(self.messages)
+
+    def recv(self):
+        try:
+            return self.messages.popleft()
+        except IndexError:
+            raise EOFError from None
+
+    def close(self) -> None:
+        pass
+
+
+class _Task:
+    """A job's Ray task as the engine sees its worker process."""
+
+    def __init__(self, executor: RayExecutor, key: str):
+        self.executor, self.key = executor, key
+        self.ended = threading.Event()
+        self.death_reason: str | None = None
+        self.launch_error: str | None = None
+        self.exitcode: int | None = None
+        self.pid: int | None = None
+
+    def is_alive(self) -> bool:
+        return not self.ended.is_set()
+
+    def kill(self) -> None:
+        self.executor.commands.put(("kill", self.key))
+
+    def join(self, timeout: float | None = None) -> None:
+        self.ended.wait(timeout)
+
+
+class _Cancel:
+    def __init__(self, executor: RayExecutor, key: str):
+        self.executor, self.key = executor, key
+        self._set = False
+
+    def set(self) -> None:
+        if not self._set:
+            self._set = True
+            self.executor.commands.put(("cancel", self.key))
+
+    def is_set(self) -> bool:
+        return self._set
+
+
+@dataclass
+class _Job:
+    args: tuple
+    resources: Resources
+    inbox: _Inbox
+    task: _Task
+
+
+class RayExecutor:
+    """Runs the engine's jobs as Ray tasks (see the module docstring).
+
+    ``address``: the cluster (``ray.init``'s: None finds a local one or starts one; in a process
+    already connected to Ray, that connection is used). ``slots``: jobs in flight at once; None:
+    the cluster's CPU count, re-read as nodes come and go."""
+
+    def __init__(self, address: str | None = None, slots: int | None = None,
+                 name: str | None = None):
+        self.address = address
+        #: the supervisor's name: one per gateway data folder, so that a restarted gateway
+        #: finds the one its predecessor used (None: a fresh one, not found again)
+        self.name = name
+        self.auto_slots = slots is None
+        self.slots = max(1, slots or 1)
+        self.commands: queue.Queue = queue.Queue()
+        self.jobs: dict[str, _Job] = {}  # key -> job; pump thread only
+        self.woken = threading.Event()  # set when an inbox got messages
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._owns_ray = False
+        self._sup = None  # the supervisor actor
+        self._init_error: str | None = None
+        self._gpus = 0.0
+        self._next_resources = 0.0
+
+    # ---- engine side (server thread) -------------------------------------------------------
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._pump, name="anim4d-ray", daemon=True)
+            self._thread.start()
+
+    def launch(self, args: tuple, resources: Resources, attempt: int):
+        """Queue ``worker_main(*args)`` (its pipe and cancel left as None) as a Ray task; returns
+        (inbox, task, cancel) for the engine's ``_Running``; ``task.key`` names this attempt
+        (kept in the job's record, for :meth:`reattach`)."""
+        key = f"{args[0]}:{attempt}:{uuid.uuid4().hex[:6]}"
+        job = _Job(args, resources, _Inbox(), _Task(self, key))
+        self.commands.put(("launch", key, job))
+        return job.inbox, job.task, _Cancel(self, key)
+
+    def reattach(self, key: str):
+        """The handles of a task that an earlier gateway on this data folder launched (it was
+        killed, this one restarted): its messages and its end are followed again. A task the
+        supervisor does not know ends at once, as a worker that died."""
+        job = _Job((key.partition(":")[0],), Resources(), _Inbox(), _Task(self, key))
+        self.commands.put(("reattach", key, job))
+        return job.inbox, job.task, _Cancel(self, key)
+
+    def wait(self, inboxes: list, timeout: float) -> list:
+        """The inboxes with messages, waiting up to ``timeout`` for one."""
+        ready = [c for c in inboxes if c.poll()]
+        if not ready and timeout > 0:
+            self.woken.wait(timeout)
+            self.woken.clear()
+            ready = [c for c in inboxes if c.poll()]
+        return ready
+
+    def shutdown(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self.commands.put(("stop",))
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    # ---- pump thread -----------------------------------------------------------------------
+    def _pump(self) -> None:
+        try:
+            self._connect()
+        except Exception as err:  # noqa: BLE001 - every job then fails with this reason
+            self._init_error = (f"could not connect to the Ray cluster "
+                                f"({self.address or 'auto'}): {type(err).__name__}: {err}")
+            log.error("%s", self._init_error)
+        while not self._stop.is_set():
+            try:
+                self._commands(block=0.01 if self.jobs else 0.1)
+                if self._init_error is None and self.jobs:
+                    self._collect()
+                    self._resources()
+            except Exception:  # noqa: BLE001 - the pump must keep running
+                log.exception("the Ray pump failed a round")
+                time.sleep(0.2)
+        self._close()
+
+    def _connect(self) -> None:
+        import ray
+
+        if not ray.is_initialized():
+            ray.init(address=self.address, log_to_driver=False, configure_logging=False)
+            self._owns_ray = True
+        options = {"lifetime": "detached", "get_if_exists": True, "namespace": "anim4d"}
+        if self.name is None:
+            options = {}
+        else:
+            options["name"] = self.name
+        self._sup = supervisor_class().options(**options).remote()
+        self._resources(force=True)
+        log.info("Ray executor: cluster %s, %s job slot(s), %s GPU(s)",
+                 self.address or "auto", self.slots, self._gpus)
+
+    def _resources(self, force: bool = False) -> None:
+        import ray
+
+        now = time.monotonic()
+        if not force and now < self._next_resources:
+            return
+        self._next_resources = now + RESOURCES_EVERY_S
+        total = ray.cluster_resources()
+        self._gpus = float(total.get("GPU", 0.0))
+        if self.auto_slots:
+            self.slots = max(1, int(total.get("CPU", 1.0)))
+
+    def _commands(self, block: float) -> None:
+        try:
+            cmd = self.commands.get(timeout=block)
+        except queue.Empty:
+            return
+        while True:
+            self._command(cmd)
+            try:
+                cmd = self.commands.get_nowait()
+            except queue.Empty:
+                return
+
+    def _command(self, cmd: tuple) -> None:
+        import ray
+
+        if cmd[0] == "launch":
+            key, job = cmd[1], cmd[2]
+            if self._init_error is not None:
+                job.task.launch_error = job.task.death_reason = self._init_error
+                job.task.ended.set()
+                return
+            res = job.resources
+            gpus = res.num_gpus if self._gpus > 0 else 0.0
+            if res.num_gpus and not gpus:
+                log.warning("job %s asks for %g GPU(s); the cluster has none: running it on CPU",
+                            job.args[0], res.num_gpus)
+            options = {"num_cpus": res.num_cpus, "num_gpus": gpus, "max_retries": 0,
+                       "retry_exceptions": False, "name": f"anim4d-{job.args[0][:12]}"}
+            if res.memory:
+                options["memory"] = int(res.memory)
+            self._sup.launch.remote(key, job.args, options)
+            self.jobs[key] = job
+        elif cmd[0] == "reattach":
+            key, job = cmd[1], cmd[2]
+            if self._init_error is not None or not ray.get(self._sup.known.remote(key)):
+                job.task.death_reason = ("it was not found on the Ray cluster when the server "
+                                         "restarted")
+                job.task.ended.set()
+                return
+            log.info("job %s: re-attached to its Ray task %s", job.args[0], key)
+            self.jobs[key] = job
+        elif cmd[0] == "cancel":
+            if cmd[1] in self.jobs:
+                self._sup.cancel.remote(cmd[1])
+        elif cmd[0] == "kill":
+            if cmd[1] in self.jobs:
+                self._sup.kill.remote(cmd[1])
+
+    def _collect(self) -> None:
+        """Deliver messages, then end the tasks that returned (or died)."""
+        import ray
+
+        messages, ended = ray.get(self._sup.poll.remote())
+        for key, msg in messages:
+            job = self.jobs.get(key)
+            if job is not None:  # else: an attempt already over (killed, then retried)
+                job.inbox.messages.append(msg)
+        for key, why in ended.items():
+            job = self.jobs.pop(key, None)
+            if job is not None:
+                job.task.death_reason = why
+                job.task.ended.set()
+            self._sup.forget.remote(key)
+        if messages or ended:
+            self.woken.set()
+
+    def _close(self) -> None:
+        if self._sup is None and not self._owns_ray:
+            return  # never connected: nothing to end (and no reason to import Ray now)
+        try:
+            import ray
+
+            for job in self.jobs.values():
+                job.task.death_reason = "the server was shut down"
+                job.task.ended.set()
+            self.jobs.clear()
+            if self._sup is not None:  # a clean stop: no task outlives it
+                ray.get(self._sup.stop.remote(), timeout=10)
+                ray.kill(self._sup)
+            if self._owns_ray:
+                ray.shutdown()
+        except Exception:  # noqa: BLE001 - shutting down anyway
+            log.exception("closing the Ray executor")
