@@ -161,8 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=7, help="creature seed (default %(default)s)")
     p.add_argument("--resolution", type=int, default=256,
                    help="video width and height (default %(default)s)")
-    p.add_argument("--samples", type=int, default=16,
-                   help="Cycles samples per pixel (default %(default)s)")
+    p.add_argument("--samples", type=int, default=8,
+                   help="Cycles samples per pixel, denoised (default %(default)s)")
     p.add_argument("--frames", type=int, default=48,
                    help="frames of animation at 24 fps (default %(default)s)")
     p.add_argument("--no-render", action="store_true", help="stop after fetching the result")
