@@ -1,8 +1,9 @@
 """``anim4d batch``: run one job kind over seeds or inputs, render each, write an index.
 
-Jobs are all submitted at once (the server queues them and runs ``--workers`` at a time), then
-waited for in order under one bar for the whole batch; a failed job is recorded and the batch
-goes on. Ctrl-C cancels every job not yet finished; what finished stays on disk and indexed.
+Jobs are submitted as fast as the server takes them (it queues them and runs ``--workers`` at a
+time; at a per-client limit the batch waits instead of failing), then waited for in order under
+one bar for the whole batch; a failed job is recorded and the batch goes on. Ctrl-C cancels
+every job not yet finished; what finished stays on disk and indexed.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import argparse
 import contextlib
 import shutil
 import tempfile
+import time
+from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +22,7 @@ from backend.batch.plan import BatchItem, parse_seeds, plan_batch
 from backend.cli.client_cmds import connect
 from backend.cli.progress import ProgressDisplay
 from blender_addon.core.client import Client
-from blender_addon.core.client_types import JobInfo, ProgressInfo
+from blender_addon.core.client_types import JobInfo, ProgressInfo, ServerError
 from shared.errors import Anim4DError
 from shared.params import parse_cli_params
 
@@ -53,15 +56,41 @@ class _BatchBar:
                                      detail))
 
 
+LIMIT_CODES = ("limit_reached", "rate_limited")  # the server's per-client limits: wait, retry
+RATE_RETRY_S = 2.0
+
+
 def run_jobs(client: Client, items: list[BatchItem], entries: list[BatchEntry],
-             root: Path, bar: ProgressDisplay) -> None:
-    """Submit every item, wait for each in order, fetch what finished into ``root/results``."""
-    for item, entry in zip(items, entries, strict=True):
-        entry.job_id = client.submit(item.kind, item.params, list(item.inputs))
-        entry.state = "queued"
+             root: Path, bar: ProgressDisplay, sleep=time.sleep) -> None:
+    """Submit the items in order and wait for each, fetching what finished into
+    ``root/results``. Everything the server takes is submitted at once; when it answers with one
+    of its per-client limits (queued jobs, submits per minute) the batch waits for its earliest
+    job, or a moment, and goes on: a limit slows a batch down, it never fails it."""
+    pending = deque(zip(items, entries, strict=True))
+    active: deque[tuple[BatchItem, BatchEntry]] = deque()
     prog = _BatchBar(bar, len(items), "jobs")
+    told = False
     try:
-        for item, entry in zip(items, entries, strict=True):
+        while pending or active:
+            while pending:
+                item, entry = pending[0]
+                try:
+                    entry.job_id = client.submit(item.kind, item.params, list(item.inputs))
+                except ServerError as err:
+                    if err.code not in LIMIT_CODES:
+                        raise
+                    if not told:
+                        print(f"\nthe server limits this client ({err}); the batch waits",
+                              flush=True)
+                        told = True
+                    break
+                entry.state = "queued"
+                active.append(pending.popleft())
+            if not active:  # limited with nothing of ours running: a submit rate; wait a moment
+                prog.item(pending[0][0].name, 0.0, "waiting", "the server's submit limit")
+                sleep(RATE_RETRY_S)
+                continue
+            item, entry = active.popleft()
             prog.item(item.name)
 
             def show(p: ProgressInfo, name=item.name) -> None:
@@ -73,7 +102,7 @@ def run_jobs(client: Client, items: list[BatchItem], entries: list[BatchEntry],
             _record(client, info, entry, root)
             prog.done += 1
     except KeyboardInterrupt:
-        left = [e for e in entries if e.state in ("queued", "running")]
+        left = [e for _, e in active]
         print(f"\ncancelling {len(left)} unfinished job(s) ...", flush=True)
         for e in left:
             with contextlib.suppress(Anim4DError):
