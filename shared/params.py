@@ -182,10 +182,14 @@ class InputSpec:
     help: str = ""
     required: bool = True
     multiple: bool = False
+    #: the largest file this input takes, bytes (0: only the server's own limit)
+    max_bytes: int = 0
 
     def to_json(self) -> dict:
         d = asdict(self)
         d["extensions"] = list(self.extensions)
+        if not self.max_bytes:  # only when set: a 1.0 hello stays as it was
+            del d["max_bytes"]
         return d
 
     @classmethod
@@ -193,7 +197,7 @@ class InputSpec:
         return cls(
             name=str(d["name"]), extensions=tuple(d.get("extensions") or ()),
             help=str(d.get("help", "")), required=bool(d.get("required", True)),
-            multiple=bool(d.get("multiple", False)),
+            multiple=bool(d.get("multiple", False)), max_bytes=int(d.get("max_bytes", 0) or 0),
         )
 
 

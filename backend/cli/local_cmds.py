@@ -36,6 +36,9 @@ def add_serve_args(p: argparse.ArgumentParser) -> None:
                    help="running jobs per client; 0: no limit")
     p.add_argument("--max-submits-per-minute", type=int, default=0, metavar="N",
                    help="submits per client per minute (bursts included); 0: no limit")
+    p.add_argument("--max-input-mb", type=float, default=0.0, metavar="MB",
+                   help="the largest input file a job may have; 0: 64 GiB (job kinds may "
+                        "declare less for an input)")
     p.add_argument("--curve-keys", type=Path, metavar="DIR",
                    help="require CurveZMQ authentication with the keys in DIR "
                         "(see `anim4d keys`)")
@@ -59,6 +62,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if getattr(args, flag) < 0:
             raise Anim4DError(f"--{flag.replace('_', '-')} {getattr(args, flag)}: need 0 or "
                               "more", "bad_param")
+    if args.max_input_mb < 0:
+        raise Anim4DError(f"--max-input-mb {args.max_input_mb:g}: need 0 or more", "bad_param")
     if args.ray_address and args.executor != "ray":
         raise Anim4DError("--ray-address needs --executor ray", "bad_param")
     if args.executor == "ray":
@@ -74,7 +79,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
                             executor=args.executor, ray_address=args.ray_address,
                             retries=args.retries, max_queued_per_client=args.max_queued,
                             max_running_per_client=args.max_running,
-                            max_submits_per_minute=args.max_submits_per_minute))
+                            max_submits_per_minute=args.max_submits_per_minute,
+                            max_input_bytes=int(args.max_input_mb * 1e6)))
     return 0
 
 

@@ -39,6 +39,8 @@ class ServerConfig:
     max_queued_per_client: int = 0
     max_running_per_client: int = 0
     max_submits_per_minute: int = 0  # per client; 0: no limit
+    #: the largest input file of any job, bytes (0: 64 GiB); a kind's input may declare less
+    max_input_bytes: int = 0
 
     @property
     def resolved_models_dir(self) -> Path:

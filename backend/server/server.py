@@ -118,7 +118,8 @@ class Server:
         self.kinds = (kinds if kinds is not None
                       else builtin_kinds(config.debug_kinds, self.models))
         self.store = JobStore(config.data_dir)
-        self.uploads = Uploads(self.store.uploads_dir, max_bytes=64 * 1024**3)
+        self.uploads = Uploads(self.store.uploads_dir,
+                               max_bytes=self.config.max_input_bytes or 64 * 1024**3)
         self.engine = JobEngine(self.store, self.kinds, config.workers, config.cancel_grace_s,
                                 on_change=self._on_job_change, warm=config.warm_workers,
                                 **_executor_args(config))
@@ -450,11 +451,14 @@ class Server:
                                  + f"; accepted: {', '.join(sorted(exts))}", "bad_input")
             stored = fname if slot == specs[0].name else f"{slot}/{fname}"
             if isinstance(item.get("upload"), str):
+                up = self.uploads.active.get(item["upload"])
+                self._check_size(kind, spec, fname, up.size if up else 0, item["upload"])
                 out.append((stored, item["upload"]))
             elif isinstance(item.get("array"), str) and item["array"] in msg.arrays:
                 arr = msg.arrays[item["array"]]
                 if arr.dtype != "uint8" or arr.ndim != 1:
                     raise ProtocolError(f"submit: input {fname!r} must be a 1-D uint8 array")
+                self._check_size(kind, spec, fname, arr.nbytes)
                 out.append((stored, arr.data))
             else:
                 raise ProtocolError(f"submit: inputs[{i}] names neither an upload nor an array")
@@ -467,6 +471,21 @@ class Server:
                 raise ParamError(f"{kind.name}: its {spec.name!r} input takes one file, got "
                                  f"{counts[spec.name]}", "bad_input")
         return out
+
+    def _check_size(self, kind: JobKind, spec, fname: str, size: int,
+                    upload: str | None = None) -> None:
+        """Refuse (``too_large``) a file over its input's ``max_bytes`` or the server's
+        ``max_input_bytes``; a refused upload is discarded at once (its disk space freed)."""
+        limits = [b for b in (spec.max_bytes, self.config.max_input_bytes) if b > 0]
+        if not limits or size <= min(limits):
+            return
+        if upload is not None:
+            self.uploads.discard(upload)
+        limit = min(limits)
+        whose = (f"the {spec.name!r} input of {kind.name}" if limit == spec.max_bytes
+                 else "this server (--max-input-mb)")
+        raise ParamError(f"{kind.name}: input file {fname!r} is {size / 1e6:.1f} MB; "
+                         f"{whose} takes at most {limit / 1e6:.1f} MB", "too_large")
 
     def _on_watch(self, identity: bytes, msg: Message) -> None:
         rec = self.engine.records[msg.job]

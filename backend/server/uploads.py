@@ -12,7 +12,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from shared.errors import ProtocolError
+from shared.errors import ParamError, ProtocolError
 
 UPLOAD_ID_RE = re.compile(r"^[0-9a-f]{8,64}\Z")
 
@@ -42,8 +42,11 @@ class Uploads:
         """Append one chunk; returns True when the upload is complete."""
         if not UPLOAD_ID_RE.match(upload_id):
             raise ProtocolError("upload id must be 8 to 64 lowercase hex characters")
-        if not 0 < count <= 1_000_000 or not 0 <= size <= self.max_bytes:
-            raise ProtocolError(f"upload {upload_id}: count or size out of range")
+        if not 0 <= size <= self.max_bytes:
+            raise ParamError(f"upload of {size / 1e6:.1f} MB refused: this server takes files of "
+                             f"at most {self.max_bytes / 1e6:.1f} MB", "too_large")
+        if not 0 < count <= 1_000_000:
+            raise ProtocolError(f"upload {upload_id}: count {count} out of range")
         up = self.active.get(upload_id)
         if up is None:
             if index != 0:

@@ -100,7 +100,7 @@ TO4D_KIND = KindSpec(
                       help="Optional other views with the clip's frame count: one video "
                            "(left.mp4) or image sequence (left_0001.png...) per view, named as "
                            "in the cameras file"),
-            InputSpec("cameras", (".json",), required=False,
+            InputSpec("cameras", (".json",), required=False, max_bytes=16_000_000,
                       help="The views' cameras: a JSON list of {name, world_to_camera (4x4 "
                            "OpenCV), K, width, height} in the result's Y-up frame, the clip's "
                            "named input")),
