@@ -61,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="the job's min_piece (default %(default)s, the job's default)")
     ap.add_argument("--min-motion", type=float, default=0.01,
                     help="the job's min_motion (default %(default)s, the job's default)")
+    ap.add_argument("--min-spread", type=float, default=0.25,
+                    help="the job's min_spread (default %(default)s, the job's default)")
     ap.add_argument("--model-dir", type=Path, default=None)
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
@@ -77,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     times = np.arange(args.frames) / args.fps
     creatures, verts = sample_creatures(model, sgen, mgen, args.n, times, args.seed,
                                         args.steps, args.resolution, info.get("stage", "d"),
-                                        min_piece=args.min_piece, min_motion=args.min_motion)
+                                        min_piece=args.min_piece, min_motion=args.min_motion,
+                                        min_spread=args.min_spread)
     seconds = time.perf_counter() - t0
     rows = [creature_row(c, f, v) for c, f, v in zip(creatures.canonical, creatures.faces, verts,
                                                       strict=True)]

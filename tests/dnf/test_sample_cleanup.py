@@ -4,6 +4,7 @@ floating islands are dropped once (one topology), an idle motion draw is redrawn
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from backend.data.mesh_pieces import drop_small_pieces
@@ -82,3 +83,29 @@ def test_an_idle_motion_draw_is_redrawn_and_the_creature_moves(creature_models):
     assert 1 <= k <= MOTION_REDRAWS
     assert motion_share(moved.canonical[0], mv[0]) >= 1e-3
     assert np.array_equal(moved.canonical[0], still.canonical[0])  # same creature, new motion
+
+
+class _SeededShapes:
+    """A shape generator whose draw depends only on the seed (a 4-vector per seed)."""
+
+    def sample(self, n, seed=0, steps=0, **kw):
+        g = torch.Generator().manual_seed(seed)
+        return torch.randn(n, 4, generator=g)
+
+
+def test_a_repeated_shape_in_a_batch_is_redrawn_and_others_are_kept():
+    from backend.methods.dnf.gen.creature import distinct_shapes, shape_spacing
+
+    shapes = torch.tensor([[0.0, 0, 0, 0], [3.0, 0, 0, 0], [0.01, 0, 0, 0], [0, 3.0, 0, 0]])
+    kept = shapes.clone()
+    redraws = distinct_shapes(_SeededShapes(), shapes, 0.5, seed=1, steps=1)
+    assert redraws == [0, 0, 1, 0]  # only the near-copy of the first is redrawn
+    assert torch.equal(shapes[[0, 1, 3]], kept[[0, 1, 3]])
+    assert float(torch.cdist(shapes[2:3], shapes[[0, 1, 3]]).min()) >= 0.5
+    same = kept.clone()
+    assert distinct_shapes(_SeededShapes(), same, 0.0, seed=1, steps=1) == [0] * 4  # off
+
+    class _Model:
+        shape_vecs = {"d": torch.tensor([[0.0, 0], [1.0, 0], [3.0, 0], [3.0, 2.0]])}
+
+    assert shape_spacing(_Model(), "d") == pytest.approx(1.5)  # median of 1, 1, 2, 2

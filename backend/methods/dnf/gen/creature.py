@@ -99,6 +99,35 @@ class Creatures:
 
 
 MOTION_REDRAWS = 4
+SHAPE_REDRAWS = 4
+
+
+def shape_spacing(model, stage: str) -> float:
+    """Median distance of each training shape vector to its nearest other one: the
+    dictionary's own spacing, the unit of ``min_spread``."""
+    v = model.shape_vecs[stage].double()
+    if v.shape[0] < 2:
+        return 0.0
+    d = torch.cdist(v, v)
+    d.fill_diagonal_(float("inf"))
+    return float(d.min(1).values.quantile(0.5))
+
+
+def distinct_shapes(shape_gen, shapes: torch.Tensor, min_dist: float, seed: int,
+                    steps: int) -> list[int]:
+    """Redraw (in place, up to :data:`SHAPE_REDRAWS` times, with seeds derived from ``seed``)
+    each shape vector of ``shapes`` ``[n, D_s]`` nearer than ``min_dist`` to an earlier one, so a
+    batch holds different creatures (a generator can land twice on one mode). Returns which
+    draw each kept (0: the first)."""
+    redraws = [0] * shapes.shape[0]
+    for i in range(1, shapes.shape[0]):
+        for k in range(1, SHAPE_REDRAWS + 1):
+            if min_dist <= 0 or float(torch.cdist(shapes[i:i + 1].double(),
+                                                  shapes[:i].double()).min()) >= min_dist:
+                break
+            shapes[i] = shape_gen.sample(1, seed=seed + 104_729 * k + i, steps=steps)[0]
+            redraws[i] = k
+    return redraws
 
 
 def motion_share(canonical: np.ndarray, seq: np.ndarray) -> float:
@@ -168,8 +197,8 @@ def project_to_surface(model, stage: str, shape_vec: torch.Tensor, verts: np.nda
 
 def sample_creatures(model, shape_gen, motion_gen, n: int, times: np.ndarray, seed: int,
                      steps: int, resolution: int, stage: str = "d", progress=None,
-                     cancelled=None, min_piece: float = 0.0, min_motion: float = 0.0
-                     ) -> tuple[Creatures, list[np.ndarray]]:
+                     cancelled=None, min_piece: float = 0.0, min_motion: float = 0.0,
+                     min_spread: float = 0.0) -> tuple[Creatures, list[np.ndarray]]:
     """Sample ``n`` creatures and their vertices at ``times`` (seconds from 0).
 
     Returns the :class:`Creatures` (normalised units, identity transforms) and n vertex arrays
@@ -182,10 +211,14 @@ def sample_creatures(model, shape_gen, motion_gen, n: int, times: np.ndarray, se
     that do) gets its motion redrawn with the next seeds, up to :data:`MOTION_REDRAWS` times,
     and keeps the draw that moves most (``meta["motion_redraws"]``: which draw, per creature;
     0 = the first). Motion is conditioned on the shape, so a shape close to a training idle's
-    can stay below the threshold.
+    can stay below the threshold. ``min_spread``: a shape nearer than this many times the
+    dictionary's own spacing (:func:`shape_spacing`) to an earlier one of the batch is redrawn
+    (:func:`distinct_shapes`; ``meta["shape_redraws"]``).
     """
     motion_fps = float(motion_gen.info.get("frame_rate") or model.preset.data.fps)
     shapes = shape_gen.sample(n, seed=seed, steps=steps, progress=progress, cancelled=cancelled)
+    shape_redraws = distinct_shapes(shape_gen, shapes, min_spread * shape_spacing(model, stage),
+                                     seed, steps)
     frames = motion_frames_for(times, motion_fps)
     motions = motion_gen.sample(shapes, frames, seed=seed + 1, steps=steps, progress=progress,
                                 cancelled=cancelled)
@@ -223,5 +256,6 @@ def sample_creatures(model, shape_gen, motion_gen, n: int, times: np.ndarray, se
     meta = {"seed": int(seed), "steps": int(steps), "model_sha256": model.sha256,
             "resolution": int(resolution), "min_piece": float(min_piece),
             "dropped_pieces": dropped, "min_motion": float(min_motion),
-            "motion_redraws": redraws}
+            "motion_redraws": redraws, "min_spread": float(min_spread),
+            "shape_redraws": shape_redraws}
     return Creatures(shapes, motions, motion_fps, stage, canon, faces, ident, meta), seqs
