@@ -13,14 +13,19 @@ where permissions do not bind.
 from __future__ import annotations
 
 import re
+import socket
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 from backend.server.ray_executor import RayExecutor
 from blender_addon.core.client import Client
+from blender_addon.core.client_types import ConnectionFailed
 from shared.results import open_result
 
 ANIM4D = [sys.executable, "-m", "backend.cli.main"]
+CEILING = 120.0  # catches a hang, never a slow machine
 
 
 def strings(value) -> list[str]:
@@ -86,9 +91,7 @@ def test_jobs_run_through_the_result_store_not_the_gateway_folder(ray_server, tm
     until(lambda: not (store / first).exists())
 
 
-def until(predicate, timeout: float = 60.0) -> None:
-    import time
-
+def until(predicate, timeout: float = CEILING) -> None:
     end = time.monotonic() + timeout
     while not predicate():
         assert time.monotonic() < end, "never happened"
@@ -145,3 +148,49 @@ def test_a_bad_result_store_is_refused_at_serve_start_in_one_line(tmp_path):
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 1 and "--result-store needs --executor ray" in out.stderr
 
+
+
+def test_a_gateway_killed_and_restarted_takes_the_running_job_from_the_store(ray_cluster,
+                                                                            tmp_path):
+    gcs = ray_cluster.get_runtime_context().gcs_address
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        address = f"tcp://127.0.0.1:{s.getsockname()[1]}"
+    flag = ("--result-store", f"file://{tmp_path}/store")
+    proc = serve_ray(address, tmp_path / "data", gcs, *flag)
+    try:
+        with Client(address, timeout=CEILING) as c:
+            job = c.submit("debug.sleep", {"seconds": 2.0, "steps": 20, "vertices": 7})
+            until(lambda: c.job(job).fraction > 0)
+        proc.kill()
+        proc.communicate(timeout=CEILING)
+        proc = serve_ray(address, tmp_path / "data", gcs, *flag)
+        with Client(address, timeout=CEILING) as c:
+            info = c.wait(job, timeout=CEILING)
+            assert info.state == "done", info.error
+            assert c.request("job", job=job).content["job"]["attempts"] == 0  # not a retry
+            res = open_result(c.fetch(job, tmp_path / "fetched"))
+        assert res.mesh.vertices.shape[1] == 7
+        assert (tmp_path / "store" / job / "result.json").is_file()
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+        proc.communicate(timeout=CEILING)
+
+
+def serve_ray(address: str, data: Path, gcs: str, *more: str) -> subprocess.Popen:
+    """``anim4d serve --executor ray`` on the session's cluster; returns once it answers."""
+    proc = subprocess.Popen([*ANIM4D, "serve", "--bind", address, "--data-dir", str(data),
+                             "--debug-kinds", "--executor", "ray", "--ray-address", gcs,
+                             "--workers", "2", *more],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    end = time.monotonic() + CEILING
+    while True:
+        try:
+            with Client(address, timeout=5) as c:
+                c.request("hello", {"client": "test", "protocol": "1.1"})
+                return proc
+        except ConnectionFailed:
+            assert proc.poll() is None, proc.stdout.read()
+            assert time.monotonic() < end, "anim4d serve did not come up"
+            time.sleep(0.2)
