@@ -27,6 +27,11 @@ def add_serve_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ray-address", metavar="ADDR",
                    help="the Ray cluster to use, e.g. 10.0.0.5:6379 (default: a local one, "
                         "found or started)")
+    p.add_argument("--result-store", metavar="URL",
+                   help="with --executor ray: an fsspec URL (file:///mnt/shared/anim4d, "
+                        "s3://bucket/prefix) through which Ray nodes that do not share this "
+                        "machine's disk get inputs and return results (default: none; the "
+                        "nodes use --data-dir by path)")
     p.add_argument("--retries", type=int, default=2,
                    help="with --executor ray: times a job whose worker died runs again "
                         "(default %(default)s)")
@@ -66,6 +71,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise Anim4DError(f"--max-input-mb {args.max_input_mb:g}: need 0 or more", "bad_param")
     if args.ray_address and args.executor != "ray":
         raise Anim4DError("--ray-address needs --executor ray", "bad_param")
+    if args.result_store and args.executor != "ray":
+        raise Anim4DError("--result-store needs --executor ray", "bad_param")
     if args.executor == "ray":
         from importlib.util import find_spec
 
@@ -77,6 +84,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                             curve_keys=args.curve_keys, cancel_grace_s=args.cancel_grace,
                             debug_kinds=args.debug_kinds, models_dir=args.models_dir,
                             executor=args.executor, ray_address=args.ray_address,
+                            result_store=args.result_store,
                             retries=args.retries, max_queued_per_client=args.max_queued,
                             max_running_per_client=args.max_running,
                             max_submits_per_minute=args.max_submits_per_minute,

@@ -33,6 +33,10 @@ class ServerConfig:
     #: backend/server/ray_executor.py; there ``workers`` = jobs in flight, 0: the cluster's CPUs)
     executor: str = "local"
     ray_address: str | None = None  # None: a local Ray found or started (ray.init's default)
+    #: with executor "ray": an fsspec URL (file:///mnt/shared/anim4d, s3://bucket/prefix) that
+    #: the workers read inputs from and put results in, for nodes that do not share the gateway's
+    #: disk (see backend/server/result_store.py); None: they use the data dir by path
+    result_store: str | None = None
     #: times a job whose worker died (process killed, node lost) runs again (Ray executor only)
     retries: int = 2
     #: per client (its CURVE key, else its connection): queued and running jobs; 0: no limit

@@ -304,6 +304,8 @@ class JobEngine:
     def delete(self, job_id: str) -> None:
         self.records.pop(job_id)
         self.store.delete(job_id)
+        if self.executor is not None:
+            self.executor.delete(job_id)  # its copy in a result store, if any
 
     # ---- driving -------------------------------------------------------------------------
     def poll(self, timeout: float = 0.0) -> None:
@@ -494,7 +496,10 @@ class JobEngine:
             if self.executor is not None:
                 args = (job_id, kind.runner, rec.params, inputs, str(self.store.job_dir(job_id)),
                         None, None, kind.model_folders)
-                conn, process, cancel = self.executor.launch(args, kind.resources, rec.attempts)
+                sources = [rec.params[p.name] for p in kind.spec.job_params()
+                           if rec.params.get(p.name)]
+                conn, process, cancel = self.executor.launch(args, kind.resources, rec.attempts,
+                                                             sources)
                 rec.run_key = process.key
                 run = _Running(args, conn, None, cancel, False, process=process)
                 run.launched.set()

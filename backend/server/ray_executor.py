@@ -24,9 +24,16 @@ engine reads as a worker's pipe) and for tasks that ended: a task that ends with
 message died (its worker process killed, its node lost): the engine then retries the job
 (``--retries``) or fails it with the reason.
 
-Results: the task writes into the job's folder in the gateway's store, by path, so the workers
-must see the gateway's data directory at the same path (one machine, or a shared mount). A store
-reached by URL (fsspec) is not done. The anim4d package must be importable on every Ray node.
+Results: without a result store, the task writes into the job's folder in the gateway's store,
+by path, so the workers must see the gateway's data directory at the same path (one machine, or a
+shared mount). With one (``--result-store URL``, :mod:`backend.server.result_store`), the task
+gets no path of the gateway's: a *stager* thread puts the job's inputs (and the results of the
+jobs it takes as ``job`` parameters, where the store lacks them) in the store before the task is
+submitted; the task runs in a scratch folder on its node and puts its result in the store; when
+its final message arrives, the stager copies the result (and the worker's log) into the gateway's
+job folder before the engine sees the message, so the engine commits the result as in local mode.
+A copy that fails fails the job (``job_failed``) with the reason. The anim4d package must be
+importable on every Ray node.
 """
 
 from __future__ import annotations
@@ -37,10 +44,14 @@ import threading
 import time
 import uuid
 from collections import deque
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from backend.jobs.registry import Resources
 from backend.server.ray_worker import supervisor_class
+from backend.server.result_store import ResultStore, StoreError
+from backend.server.store import PARTIAL
 
 log = logging.getLogger("anim4d.ray")
 #: how often the pump re-reads the cluster's resources
@@ -76,11 +87,13 @@ class _Task:
         self.launch_error: str | None = None
         self.exitcode: int | None = None
         self.pid: int | None = None
+        self.killed = False
 
     def is_alive(self) -> bool:
         return not self.ended.is_set()
 
     def kill(self) -> None:
+        self.killed = True
         self.executor.commands.put(("kill", self.key))
 
     def join(self, timeout: float | None = None) -> None:
@@ -107,6 +120,12 @@ class _Job:
     resources: Resources
     inbox: _Inbox
     task: _Task
+    cancel: _Cancel | None = None
+    sources: tuple = ()
+    #: with a result store: the final message is being copied in; how the task ended waits
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    fetching: bool = False
+    ended_why: tuple | None = None  # (why,) once the task ended while fetching
 
 
 class RayExecutor:
@@ -117,8 +136,16 @@ class RayExecutor:
     the cluster's CPU count, re-read as nodes come and go."""
 
     def __init__(self, address: str | None = None, slots: int | None = None,
-                 name: str | None = None):
+                 name: str | None = None, result_store: ResultStore | None = None,
+                 jobs_dir: Path | None = None):
+        """``result_store`` (with ``jobs_dir``, the gateway's ``<data>/jobs``): run the tasks
+        against that store, not the gateway's folders (see the module docstring)."""
         self.address = address
+        self.result_store = result_store
+        self.jobs_dir = Path(jobs_dir) if jobs_dir is not None else None
+        #: copies to and from the result store, off the pump and the server loop
+        self.stager = ThreadPoolExecutor(4, "anim4d-stage") if result_store is not None else None
+        self._source_lock = threading.Lock()
         #: the supervisor's name: one per gateway data folder, so that a restarted gateway
         #: finds the one its predecessor used (None: a fresh one, not found again)
         self.name = name
@@ -141,14 +168,103 @@ class RayExecutor:
             self._thread = threading.Thread(target=self._pump, name="anim4d-ray", daemon=True)
             self._thread.start()
 
-    def launch(self, args: tuple, resources: Resources, attempt: int):
+    def launch(self, args: tuple, resources: Resources, attempt: int, sources=()):
         """Queue ``worker_main(*args)`` (its pipe and cancel left as None) as a Ray task; returns
         (inbox, task, cancel) for the engine's ``_Running``; ``task.key`` names this attempt
-        (kept in the job's record, for :meth:`reattach`)."""
+        (kept in the job's record, for :meth:`reattach`). ``sources``: the ids of the finished
+        jobs it takes as ``job`` parameters (copied to it through a result store)."""
         key = f"{args[0]}:{attempt}:{uuid.uuid4().hex[:6]}"
-        job = _Job(args, resources, _Inbox(), _Task(self, key))
+        job = _Job(args, resources, _Inbox(), _Task(self, key), sources=tuple(sources))
+        job.cancel = _Cancel(self, key)
+        if self.stager is not None:
+            self.stager.submit(self._stage, key, job)
+        else:
+            self.commands.put(("launch", key, job))
+        return job.inbox, job.task, job.cancel
+
+    def delete(self, job_id: str) -> None:
+        """A job deleted from the gateway: its folder in the result store goes too."""
+        if self.stager is not None:
+            self.stager.submit(self.result_store.delete, job_id)
+
+    # ---- stager threads (a result store) ---------------------------------------------------
+    def task_args(self, job: _Job) -> tuple[tuple, dict | None]:
+        """What the task gets: ``worker_main``'s arguments and, with a result store, what to
+        copy from it. With a store no path of the gateway's goes (inputs by name only)."""
+        if self.result_store is None:
+            return job.args, None
+        job_id, runner, params, inputs, _, _, _, models = job.args
+        stage = {"url": self.result_store.url, "inputs": [Path(p).name for p in inputs],
+                 "sources": list(job.sources)}
+        return (job_id, runner, params, stage["inputs"], None, None, None, models), stage
+
+    def _stage(self, key: str, job: _Job) -> None:
+        """Put the job's inputs (and its sources' results) in the store, then launch it."""
+        job_id, inputs = job.args[0], job.args[3]
+        try:
+            if inputs:
+                self.result_store.put_inputs(job_id, [Path(p) for p in inputs])
+            with self._source_lock:  # one upload of a source, however many jobs take it
+                for source in job.sources:
+                    if not self.result_store.has_result(source):
+                        self._put_source(source)
+        except StoreError as err:
+            log.error("job %s: %s", job_id, err)
+            self._end_early(job, ("failed", "job_failed", f"could not start the job: {err}"))
+            return
+        except Exception as err:  # noqa: BLE001 - the job fails, the stager lives on
+            log.exception("job %s: staging failed", job_id)
+            self._end_early(job, ("failed", "job_failed",
+                                  f"could not start the job: {type(err).__name__}: {err}"))
+            return
+        if job.cancel._set:
+            self._end_early(job, ("cancelled",))
+            return
         self.commands.put(("launch", key, job))
-        return job.inbox, job.task, _Cancel(self, key)
+
+    def _put_source(self, source: str) -> None:
+        """A finished job's result that is not in the store (it ran before the store was set,
+        or the store lost it), from the gateway's own ``result/``."""
+        folder = self.jobs_dir / source / "result"
+        if not (folder / "manifest.json").is_file():
+            raise StoreError(f"the result of job {source} is no longer on the server "
+                             "(deleted or interrupted since this job was submitted)")
+        self.result_store.put_result(source, "gateway", folder)
+
+    def _end_early(self, job: _Job, final: tuple) -> None:
+        job.inbox.messages.append(final)
+        job.task.ended.set()
+        self.woken.set()
+
+    def _fetch(self, key: str, job: _Job, final: tuple) -> None:
+        """A task's final message (with a result store): the worker's log, and for ``done``
+        the result, into the gateway's job folder, before the engine sees it; then the task
+        ends for the engine if it ended meanwhile."""
+        job_id = key.partition(":")[0]
+        folder = self.jobs_dir / job_id
+        try:
+            self.result_store.get_log(job_id, folder / "worker.log")
+            if final[0] == "done":
+                try:
+                    self.result_store.get_result(job_id, folder / PARTIAL, key)
+                except StoreError as err:
+                    log.error("job %s: %s", job_id, err)
+                    final = ("failed", "job_failed", f"the result could not be copied to the "
+                             f"server: {err}")
+            if job.args[3:4] != ([],):  # a job without inputs put none there
+                self.result_store.drop_inputs(job_id)
+        except Exception as err:  # noqa: BLE001 - the job fails, the stager lives on
+            log.exception("job %s: copying from the result store failed", job_id)
+            final = ("failed", "job_failed", f"the result could not be copied to the server: "
+                     f"{type(err).__name__}: {err}")
+        with job.lock:
+            job.fetching = False
+            if not job.task.killed:  # else: the engine gave up on it (a cancel past its grace)
+                job.inbox.messages.append(final)
+            if job.ended_why is not None:
+                job.task.death_reason = job.ended_why[0]
+                job.task.ended.set()
+        self.woken.set()
 
     def reattach(self, key: str):
         """The handles of a task that an earlier gateway on this data folder launched (it was
@@ -168,6 +284,8 @@ class RayExecutor:
         return ready
 
     def shutdown(self, timeout: float = 10.0) -> None:
+        if self.stager is not None:
+            self.stager.shutdown(wait=False, cancel_futures=True)
         self._stop.set()
         self.commands.put(("stop",))
         if self._thread is not None:
@@ -250,8 +368,11 @@ class RayExecutor:
                        "retry_exceptions": False, "name": f"anim4d-{job.args[0][:12]}"}
             if res.memory:
                 options["memory"] = int(res.memory)
-            self._sup.launch.remote(key, job.args, options)
+            args, stage = self.task_args(job)
+            self._sup.launch.remote(key, args, options, stage)
             self.jobs[key] = job
+            if job.cancel is not None and job.cancel._set:  # cancelled while it was staged
+                self._sup.cancel.remote(key)
         elif cmd[0] == "reattach":
             key, job = cmd[1], cmd[2]
             if self._init_error is not None or not ray.get(self._sup.known.remote(key)):
@@ -275,13 +396,23 @@ class RayExecutor:
         messages, ended = ray.get(self._sup.poll.remote())
         for key, msg in messages:
             job = self.jobs.get(key)
-            if job is not None:  # else: an attempt already over (killed, then retried)
+            if job is None:  # an attempt already over (killed, then retried)
+                continue
+            if self.stager is not None and msg[0] not in ("progress", "preview", "finishing"):
+                with job.lock:
+                    job.fetching = True
+                self.stager.submit(self._fetch, key, job, msg)
+            else:
                 job.inbox.messages.append(msg)
         for key, why in ended.items():
             job = self.jobs.pop(key, None)
             if job is not None:
-                job.task.death_reason = why
-                job.task.ended.set()
+                with job.lock:
+                    if job.fetching:  # ends once its result is in (see _fetch)
+                        job.ended_why = (why,)
+                    else:
+                        job.task.death_reason = why
+                        job.task.ended.set()
             self._sup.forget.remote(key)
         if messages or ended:
             self.woken.set()

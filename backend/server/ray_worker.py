@@ -38,9 +38,11 @@ def supervisor_class():
                 self.refs: dict[str, object] = {}  # running tasks
                 self.ended: dict[str, str | None] = {}  # key -> why it died (None: returned)
 
-            def launch(self, key: str, args: tuple, options: dict) -> None:
+            def launch(self, key: str, args: tuple, options: dict,
+                       stage: dict | None = None) -> None:
                 me = ray.get_runtime_context().current_actor
-                self.refs[key] = task_function().options(**options).remote(me, key, args)
+                self.refs[key] = task_function().options(**options).remote(me, key, args,
+                                                                          stage)
 
             def put(self, key: str, messages: list) -> bool:
                 for m in messages:
@@ -164,10 +166,91 @@ class ChannelConn:
         self._flush()
 
 
-def run_job_task(channel, key: str, args: tuple) -> None:
-    """The Ray task: ``worker_main`` with a channel for a pipe."""
+def run_job_task(channel, key: str, args: tuple, stage: dict | None = None) -> None:
+    """The Ray task: ``worker_main`` with a channel for a pipe. ``stage``: with a result store
+    (``{"url", "inputs": [names], "sources": [job ids]}``), the job runs in a scratch folder
+    on this node (see :func:`run_staged`); else in the gateway's job folder, by path."""
     from backend.server.worker import worker_main
 
     conn = ChannelConn(channel, key)
+    if stage is not None:
+        run_staged(conn, key, args, stage)
+        return
     job_id, runner, params, inputs, job_dir, _, _, models = args
     worker_main(job_id, runner, params, inputs, job_dir, conn, conn.cancel, models)
+
+
+class _HeldFinal:
+    """The worker's pipe for :func:`run_staged`: progress passes through; the final message is
+    held until the result is in the store (``close`` is the caller's)."""
+
+    def __init__(self, conn: ChannelConn):
+        self.conn = conn
+        self.final: tuple | None = None
+
+    def send(self, msg: tuple) -> None:
+        if msg[0] in ("progress", "preview", "finishing"):
+            self.conn.send(msg)
+        else:
+            self.final = msg
+
+    def close(self) -> None:
+        pass
+
+
+def run_staged(conn: ChannelConn, key: str, args: tuple, stage: dict) -> None:
+    """Run a job against a result store (``serve --result-store URL``): its inputs (and the
+    results of the jobs it takes as ``job`` parameters) are copied from the store into a scratch
+    folder on this node, ``<tmp>/anim4d-<id>-*/jobs/<id>/`` laid out as the gateway's job
+    folder; the method runs there; a finished result is copied to the store (marker last)
+    before ``done`` is sent; a copy that fails fails the job with the reason. The scratch is
+    removed at the end (a worker killed outright leaves it, with its worker.log)."""
+    import logging
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from backend.server.result_store import ResultStore, StoreError
+    from backend.server.store import PARTIAL
+    from backend.server.worker import worker_main
+
+    job_id, runner, params, _, _, _, _, models = args
+    store = ResultStore(stage["url"])
+    scratch = Path(tempfile.mkdtemp(prefix=f"anim4d-{job_id[:12]}-"))
+    folder = scratch / "jobs" / job_id
+    held = _HeldFinal(conn)
+    try:
+        for sub in (PARTIAL, "work"):
+            (folder / sub).mkdir(parents=True)
+        try:
+            inputs = []
+            if stage["inputs"]:  # (else the gateway put none there)
+                inputs = store.get_inputs(job_id, folder / "inputs", stage["inputs"])
+            for source in stage["sources"]:
+                store.get_result(source, scratch / "jobs" / source / "result")
+        except StoreError as err:
+            held.final = ("failed", "job_failed", f"the job's inputs could not be read: {err}")
+        else:
+            worker_main(job_id, runner, params, [str(p) for p in inputs], str(folder), held,
+                        conn.cancel, models)
+        log = logging.getLogger("anim4d.worker")
+        log.info("job %s ran in %s on this node (result store %s)", job_id, folder, store.url)
+        if held.final is not None and held.final[0] == "done":
+            try:
+                store.put_result(job_id, key, folder / PARTIAL)
+            except StoreError as err:
+                log.error("%s", err)
+                held.final = ("failed", "job_failed", f"the result could not be stored: {err}")
+        for handler in logging.getLogger().handlers:
+            handler.flush()
+        store.put_log(job_id, folder / "worker.log")
+        if held.final is not None:
+            conn.send(held.final)
+    finally:
+        root = logging.getLogger()
+        for handler in list(root.handlers):  # worker_main's file handler, in the scratch
+            if str(scratch) in str(getattr(handler, "baseFilename", "")):
+                root.removeHandler(handler)
+                handler.close()
+        conn.close()
+        shutil.rmtree(scratch, ignore_errors=True)

@@ -69,10 +69,22 @@ def _executor_args(config: ServerConfig) -> dict:
 
         folder = str(Path(config.data_dir).expanduser().resolve())
         name = "anim4d-" + hashlib.sha256(folder.encode()).hexdigest()[:16]
-        args["executor"] = RayExecutor(config.ray_address, config.workers or None, name)
+        store = None
+        if config.result_store:
+            from backend.server.result_store import ResultStore
+
+            store = ResultStore(config.result_store)
+            try:
+                store.check()  # a URL that cannot be used: one line at serve start
+            except Anim4DError as err:
+                raise Anim4DError(f"--result-store: {err}", "bad_param") from None
+        args["executor"] = RayExecutor(config.ray_address, config.workers or None, name,
+                                       store, Path(folder) / "jobs")
         args["retries"] = config.retries
     elif config.executor != "local":
         raise Anim4DError(f"executor {config.executor!r}: expected local or ray", "bad_param")
+    elif config.result_store:
+        raise Anim4DError("--result-store needs --executor ray", "bad_param")
     return args
 
 
