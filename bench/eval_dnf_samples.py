@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fps", type=float, default=20.0)
     ap.add_argument("--resolution", type=int, default=96)
     ap.add_argument("--steps", type=int, default=25)
-    ap.add_argument("--min-piece", type=float, default=0.01,
+    ap.add_argument("--min-piece", type=float, default=0.02,
                     help="the job's min_piece (default %(default)s, the job's default)")
     ap.add_argument("--min-motion", type=float, default=0.01,
                     help="the job's min_motion (default %(default)s, the job's default)")

@@ -74,7 +74,7 @@ _MIN_MOTION = ParamSpec("min_motion", "float", 0.01, help="Redraw the motion (up
 _MIN_SPREAD = ParamSpec("min_spread", "float", 0.25, help="Redraw a shape nearer than this "
                         "(times the dictionary's own spacing) to another of the batch, so n "
                         "creatures differ; 0 keeps every draw", min=0.0, max=2.0)
-_MIN_PIECE = ParamSpec("min_piece", "float", 0.01, help="Drop surface pieces smaller than this "
+_MIN_PIECE = ParamSpec("min_piece", "float", 0.02, help="Drop surface pieces smaller than this "
                        "share of the creature's area (islands that would float); 0 keeps all",
                        min=0.0, max=0.5)
 
