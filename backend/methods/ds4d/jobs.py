@@ -298,20 +298,27 @@ def run_to4d(ctx: JobContext, params: dict, inputs: list[Path]) -> Manifest:
     return manifest
 
 
-def run_resample(ctx: JobContext, params: dict, inputs: list[Path]) -> Manifest:
+def open_trained(ctx: JobContext, source: str, kind: str):
+    """(model, meta, source result) of the finished ``video.to4d`` job ``source``, for the kinds
+    that work from its trained state (``kind`` names the asking kind in errors)."""
     from .model import DS4DModel
 
+    src = ctx.open_source(source)
+    folder = ctx.source(source)
+    state = src.manifest.extra.get("state_file")
+    if src.manifest.kind != TO4D or not state or not (folder / state).is_file():
+        raise JobError(f"job {source} is a {src.manifest.kind} result without a DS4D state; "
+                       f"{kind} takes a {TO4D} result", "bad_param")
+    ctx.progress("load", 0.1, "Loading the trained state", force=True)
+    model, meta = DS4DModel.load(folder / state)
+    return model, meta, src
+
+
+def run_resample(ctx: JobContext, params: dict, inputs: list[Path]) -> Manifest:
     params = RESAMPLE_KIND.validate_params(params)
     if inputs:
         raise ParamError(f"{RESAMPLE}: takes no input files, got {len(inputs)}")
-    src = ctx.open_source(params["source"])
-    folder = ctx.source(params["source"])
-    state = src.manifest.extra.get("state_file")
-    if src.manifest.kind != TO4D or not state or not (folder / state).is_file():
-        raise JobError(f"job {params['source']} is a {src.manifest.kind} result without a "
-                       f"DS4D state; {RESAMPLE} takes a {TO4D} result", "bad_param")
-    ctx.progress("load", 0.1, "Loading the trained state", force=True)
-    model, meta = DS4DModel.load(folder / state)
+    model, meta, src = open_trained(ctx, params["source"], RESAMPLE)
     duration = float(meta["duration_s"])
     seconds = [float(s) for s in params["times"]]
     if any(b <= a for a, b in zip(seconds, seconds[1:], strict=False)):

@@ -12,13 +12,12 @@ from pathlib import Path
 import numpy as np
 
 from backend.jobs.api import JobContext, mesh_result
-from shared.errors import JobError, ParamError
+from shared.errors import ParamError
 from shared.manifest import Manifest
 from shared.meshseq import MeshSequence
 from shared.params import KindSpec, ParamSpec
 
 MESH = "video.mesh"
-TO4D = "video.to4d"
 
 MESH_KIND = KindSpec(
     name=MESH, title="4D Gaussians to mesh",
@@ -39,20 +38,13 @@ MESH_KIND = KindSpec(
 
 
 def run_mesh(ctx: JobContext, params: dict, inputs: list[Path]) -> Manifest:
+    from .jobs import open_trained
     from .mesh import MeshConfig, mesh_frames
-    from .model import DS4DModel
 
     params = MESH_KIND.validate_params(params)
     if inputs:
         raise ParamError(f"{MESH}: takes no input files, got {len(inputs)}")
-    src = ctx.open_source(params["source"])
-    folder = ctx.source(params["source"])
-    state = src.manifest.extra.get("state_file")
-    if src.manifest.kind != TO4D or not state or not (folder / state).is_file():
-        raise JobError(f"job {params['source']} is a {src.manifest.kind} result without a "
-                       f"DS4D state; {MESH} takes a {TO4D} result", "bad_param")
-    ctx.progress("load", 0.05, "Loading the trained state", force=True)
-    model, meta = DS4DModel.load(folder / state)
+    model, meta, _ = open_trained(ctx, params["source"], MESH)
     seconds = np.asarray(meta["frame_seconds"], np.float64)
     ctx.progress("evaluate", 0.2, f"Moving the Gaussians to {len(seconds)} frames", force=True)
     frames = model.frames(None, [float(t) for t in meta["clip_times"]])
