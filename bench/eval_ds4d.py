@@ -40,6 +40,7 @@ from bench.ds4d_study.runs import RunSpec, run_jobs  # noqa: E402
 from bench.lib.report import bench_parser, report  # noqa: E402
 
 COMMAND = "PYTHONPATH=$PWD .venv/bin/python bench/eval_ds4d.py"
+LADDER_STEPS = 150  # the ladder's dynamic steps on this 2-core machine (the preset: 450)
 OTHER = ("az045", "az135", "az225", "az315")
 LADDER = (("no point features", "none", "auto"),
           ("frame features, no DSFD (mean fusion)", "raw", "mean"),
@@ -92,31 +93,45 @@ def view_files(gt: Path, name: str) -> list[Path]:
     return sorted((gt / "views").glob(f"{name}_*.png"))
 
 
-def run_specs(gt: Path, hold_out: str, preset: str, data: Path) -> list[RunSpec]:
+def run_specs(gt: Path, hold_out: str, preset: str, data: Path, ladder_steps: int
+              ) -> list[RunSpec]:
+    """The jobs, most wanted first: the two issue-10 runs, the real clips, then the ladder
+    (``ladder_steps`` > 0: the ladder on that many dynamic steps, its own DA rung included)."""
     supplied = [v for v in OTHER if v != hold_out]
     cams = gt / "cameras.json"
     base = {"preset": preset, "seed": 0}
     mv_views = [f for v in supplied for f in view_files(gt, v)]
-    specs = [RunSpec("sv", view_files(gt, "input"), {**base, "views_source": "input"},
-                     cameras_from=cams, camera_names=("input",))]
-    for _label, pf, ts in sorted(LADDER, key=lambda x: ladder_name(*x[1:]) != "mv"):
-        name = ladder_name(pf, ts)
-        specs.append(RunSpec(name, view_files(gt, "input"),
-                             {**base, "views_source": "supplied", "point_features": pf,
-                              "tssf": ts}, views=mv_views, cameras_from=cams,
-                             camera_names=("input", *supplied)))
+
+    def mv_spec(name: str, pf: str, ts: str, extra: dict) -> RunSpec:
+        return RunSpec(name, view_files(gt, "input"),
+                       {**base, **extra, "views_source": "supplied", "point_features": pf,
+                        "tssf": ts}, views=mv_views, cameras_from=cams,
+                       camera_names=("input", *supplied))
+
     trex = sorted((data / "videos" / "roaring_t-rex").glob("*.png"))
-    specs.append(RunSpec("real_trex", trex, {**base, "views_source": "input"}))
-    specs.append(RunSpec("real_cat", [data / "videos" / "cat_king_fg.mp4"],
-                         {**base, "views_source": "input"}))
+    specs = [RunSpec("sv", view_files(gt, "input"), {**base, "views_source": "input"},
+                     cameras_from=cams, camera_names=("input",)),
+             mv_spec("mv", "dsfd", "auto", {}),
+             RunSpec("real_trex", trex, {**base, "views_source": "input"}),
+             RunSpec("real_cat", [data / "videos" / "cat_king_fg.mp4"],
+                     {**base, "views_source": "input"})]
+    for _label, pf, ts in LADDER:
+        name = ladder_name(pf, ts, ladder_steps)
+        if name != "mv":
+            specs.append(mv_spec(name, pf, ts, {"steps": ladder_steps} if ladder_steps else {}))
     return specs
 
 
-def ladder_name(pf: str, ts: str) -> str:
-    return "mv" if (pf, ts) == ("dsfd", "da") else f"ladder_{pf}_{ts}"
+def ladder_name(pf: str, ts: str, steps: int = 0) -> str:
+    """The run of a ladder rung ("mv" = the full supplied-views run, the DA rung at the
+    preset's schedule)."""
+    if (pf, ts) == ("dsfd", "da") and not steps:
+        return "mv"
+    return f"ladder{steps or ''}_{pf}_{ts}"
 
 
-def evaluate_horse(gt: Path, results: dict, hold_out: str, log=print) -> dict:
+def evaluate_horse(gt: Path, results: dict, hold_out: str, ladder_steps: int, log=print
+                   ) -> dict:
     """Scores per run, view and frame; the renders kept for the figures."""
     from shared.cameras import read_cameras
 
@@ -124,7 +139,8 @@ def evaluate_horse(gt: Path, results: dict, hold_out: str, log=print) -> dict:
     gt_frames = {n: [read_rgba(p) for p in view_files(gt, n)] for n in cams}
     plan = {"sv": ["input", *OTHER]}
     for _l, pf, ts in LADDER:
-        plan[ladder_name(pf, ts)] = ["input", hold_out]
+        plan[ladder_name(pf, ts, ladder_steps)] = ["input", hold_out]
+    plan["mv"] = ["input", hold_out]
     out = {"scores": {}, "blank": {}, "renders": {}, "gt": gt_frames, "cams": cams}
     for run, views in plan.items():
         if run not in results:
@@ -189,8 +205,17 @@ def main() -> int:
     ap.add_argument("--glb", type=Path, default=None, help="the animal (default Horse.glb)")
     ap.add_argument("--hold-out", default="az135", choices=OTHER)
     ap.add_argument("--fresh", action="store_true", help="remake the ground truth and every run")
+    ap.add_argument("--ladder-steps", type=int, default=None,
+                    help="dynamic steps of the ladder's runs (0: the preset's, and the DA rung "
+                         f"is the supplied-views run); default: {LADDER_STEPS}, the CPU budget "
+                         "(--quick: 0)")
     ap.add_argument("--skip-real", action="store_true", help="leave out the real clips")
+    ap.add_argument("--no-train", action="store_true",
+                    help="run no job: score and write the page from the results already in "
+                         "--work (missing runs are reported as not run)")
     args = ap.parse_args()
+    if args.ladder_steps is None:
+        args.ladder_steps = 0 if args.quick else LADDER_STEPS
     data = _data_dir()
     glb = args.glb or data / "animals" / "Horse.glb"
     work = args.work or ROOT / ("out/ds4d_study_quick" if args.quick else "out/ds4d_study")
@@ -200,19 +225,20 @@ def main() -> int:
     preset_size = 32 if args.quick else 128
     t_start = time.perf_counter()
     gt, gt_seconds = ground_truth(work, glb, frames, size, samples, args.fresh)
-    specs = run_specs(gt, args.hold_out, preset, data)
+    specs = run_specs(gt, args.hold_out, preset, data, args.ladder_steps)
     if args.skip_real:
         specs = [s for s in specs if not s.name.startswith("real_")]
-    results = run_jobs(specs, work, fresh=args.fresh)
-    ev = evaluate_horse(gt, results, args.hold_out)
+    if args.no_train:
+        specs = [x for x in specs if (work / "runs" / x.name / "study_run.json").is_file()]
+    results = run_jobs(specs, work, fresh=args.fresh and not args.no_train)
+    ev = evaluate_horse(gt, results, args.hold_out, args.ladder_steps)
     real = {}
-    if not args.skip_real:
-        real["real_trex"] = evaluate_real(
-            results, "real_trex", sorted((data / "videos" / "roaring_t-rex").glob("*.png")),
-            preset_size, frames, imgdir / "real_trex.png")
-        real["real_cat"] = evaluate_real(
-            results, "real_cat", data / "videos" / "cat_king_fg.mp4", preset_size, frames,
-            imgdir / "real_cat.png")
+    sources = {"real_trex": sorted((data / "videos" / "roaring_t-rex").glob("*.png")),
+               "real_cat": data / "videos" / "cat_king_fg.mp4"}
+    for name, source in sources.items():
+        if name in results:
+            real[name] = evaluate_real(results, name, source, preset_size, frames,
+                                       imgdir / f"{name}.png")
     figs = doc.horse_figures(ev, args.hold_out, imgdir, _pick(frames))
     summary = doc.summaries(ev)
     rows = doc.bench_rows(summary)
@@ -220,11 +246,17 @@ def main() -> int:
         command=COMMAND + (" --quick" if args.quick else ""), glb=glb.name,
         hold_out=args.hold_out, frames=frames, size=size, samples=samples, preset=preset,
         gt_seconds=gt_seconds, total_seconds=time.perf_counter() - t_start,
-        gt_info=json.loads((gt / "gt_info.json").read_text())), LADDER, ladder_name)
+        gt_info=json.loads((gt / "gt_info.json").read_text()),
+        ladder_steps=args.ladder_steps), LADDER,
+        lambda pf, ts: ladder_name(pf, ts, args.ladder_steps))
     docpath.parent.mkdir(parents=True, exist_ok=True)
     docpath.write_text(text)
     print(f"wrote {docpath}")
-    report("eval_ds4d", rows, args.json, {"summary": summary["json"]})
+    scores = imgdir / "scores.json"
+    scores.write_text(json.dumps(summary["json"], indent=1))
+    print(f"wrote {scores}")
+    report("eval_ds4d", rows, args.json, {k: v for k, v in summary["json"].items()
+                                          if k != "per_frame"})
     return 0
 
 
