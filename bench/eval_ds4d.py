@@ -40,7 +40,7 @@ from bench.ds4d_study.runs import RunSpec, run_jobs  # noqa: E402
 from bench.lib.report import bench_parser, report  # noqa: E402
 
 COMMAND = "PYTHONPATH=$PWD .venv/bin/python bench/eval_ds4d.py"
-LADDER_STEPS = 150  # the ladder's dynamic steps on this 2-core machine (the preset: 450)
+LADDER_STEPS = 100  # the ladder's dynamic steps on this 2-core machine (the preset: 450)
 OTHER = ("az045", "az135", "az225", "az315")
 LADDER = (("no point features", "none", "auto"),
           ("frame features, no DSFD (mean fusion)", "raw", "mean"),
@@ -190,6 +190,14 @@ def evaluate_real(results: dict, name: str, source, preset_size: int, frames: in
     return {"fit": fit, "gaussians": gs[0].count, "figure": fig}
 
 
+def _describe(name: str) -> str:
+    from backend.methods.ds4d.presets import preset
+
+    p = preset(name)
+    return (f"{p.size} px working size, {p.frames} frames, {p.static_steps} static + "
+            f"{p.dynamic_steps} dynamic steps, {p.n_init} initial Gaussians")
+
+
 def _pick(n: int) -> list[int]:
     return sorted({int(round(x)) for x in np.linspace(0, n - 1, min(4, n))})
 
@@ -231,6 +239,7 @@ def main() -> int:
     if args.no_train:
         specs = [x for x in specs if (work / "runs" / x.name / "study_run.json").is_file()]
     results = run_jobs(specs, work, fresh=args.fresh and not args.no_train)
+    t_eval = time.perf_counter()
     ev = evaluate_horse(gt, results, args.hold_out, args.ladder_steps)
     real = {}
     sources = {"real_trex": sorted((data / "videos" / "roaring_t-rex").glob("*.png")),
@@ -239,14 +248,16 @@ def main() -> int:
         if name in results:
             real[name] = evaluate_real(results, name, source, preset_size, frames,
                                        imgdir / f"{name}.png")
-    figs = doc.horse_figures(ev, args.hold_out, imgdir, _pick(frames))
+    figs = doc.horse_figures(ev, args.hold_out, imgdir, _pick(frames), [
+        (label, ladder_name(pf, ts, args.ladder_steps)) for label, pf, ts in LADDER])
     summary = doc.summaries(ev)
     rows = doc.bench_rows(summary)
     text = doc.page(ev, summary, results, real, figs, docpath, dict(
         command=COMMAND + (" --quick" if args.quick else ""), glb=glb.name,
         hold_out=args.hold_out, frames=frames, size=size, samples=samples, preset=preset,
         gt_seconds=gt_seconds, total_seconds=time.perf_counter() - t_start,
-        gt_info=json.loads((gt / "gt_info.json").read_text()),
+        gt_info=json.loads((gt / "gt_info.json").read_text()), preset_desc=_describe(preset),
+        eval_seconds=time.perf_counter() - t_eval,
         ladder_steps=args.ladder_steps), LADDER,
         lambda pf, ts: ladder_name(pf, ts, args.ladder_steps))
     docpath.parent.mkdir(parents=True, exist_ok=True)

@@ -39,7 +39,9 @@ def bench_rows(summary: dict) -> list[Row]:
     return rows
 
 
-def horse_figures(ev: dict, hold_out: str, imgdir: Path, pick: list[int]) -> dict[str, Path]:
+def horse_figures(ev: dict, hold_out: str, imgdir: Path, pick: list[int],
+                  ladder_rows: list[tuple[str, str]] = ()) -> dict[str, Path]:
+    """The Horse figures; ``ladder_rows``: (label, run name) of the ladder's rungs in order."""
     gt, rd = ev["gt"], ev["renders"]
     out = {}
     hb = figures.square_box([a[..., 3] for a in gt[hold_out]])
@@ -69,11 +71,10 @@ def horse_figures(ev: dict, hold_out: str, imgdir: Path, pick: list[int]) -> dic
                 ("ground truth", [figures.tile(gt[v][mid], boxes[v], 128) for v in views])]
         out["sv_views"] = figures.strips(rows, imgdir / "horse_sv_views.png",
                                          f"frame {mid}: views {', '.join(views)}")
-    ladder = [(r, v) for (r, v) in rd if v == hold_out and r.startswith(("ladder", "mv"))]
+    ladder = [(lb, r) for lb, r in ladder_rows if (r, hold_out) in rd]
     if ladder:
-        mid = pick[len(pick) // 2]
-        rows = [(r, [figures.tile(rd[(r, hold_out)][i], hb, 128) for i in pick])
-                for r, _ in sorted(ladder)]
+        rows = [(lb, [figures.tile(rd[(r, hold_out)][i], hb, 128) for i in pick])
+                for lb, r in ladder]
         rows.append(("ground truth", [figures.tile(gt[hold_out][i], hb, 128) for i in pick]))
         out["ladder"] = figures.strips(rows, imgdir / "horse_ladder.png",
                                        f"held-out {hold_out}, frames {', '.join(map(str, pick))}")
@@ -87,11 +88,12 @@ def _rel(p: Path, doc: Path) -> str:
 def page(ev: dict, summary: dict, results: dict, real: dict, figs: dict, docpath: Path,
          s: dict, ladder, ladder_name) -> str:
     means, blank, ho = summary["means"], summary["blank"], s["hold_out"]
+    remake = s["gt_seconds"] + sum(r.seconds for r in results.values()) + s["eval_seconds"]
     L = ["# DS4D results (issues 10 and 11)", "",
-         "Made by one command (CPU only, about "
-         f"{s['total_seconds'] / 60:.0f} min for this page on a shared 2-core machine when "
-         "every run was made afresh; results are reused from `out/ds4d_study` unless "
-         "`--fresh`):", "", "```", s["command"] + " --fresh", "```", "",
+         "Made by one command, CPU only (about "
+         f"{remake / 60:.0f} min from scratch on a shared 2-core machine: the sum of the "
+         "ground truth, job and scoring times below; without `--fresh` finished runs are "
+         "reused from `out/ds4d_study`):", "", "```", s["command"] + " --fresh", "```", "",
          "The full runs take minutes each, so they are not part of `make test`; the metric "
          "functions are unit-tested in `tests/ds4d/test_eval_metrics.py`.", ""]
     gi = s["gt_info"]
@@ -107,8 +109,8 @@ def page(ev: dict, summary: dict, results: dict, real: dict, figs: dict, docpath
           "by the add-on's exporter (`blender_addon/bl/camera_export.py`) from the Blender "
           "camera objects, which are checked to convert back to the orbit cameras. "
           f"Ground truth rendering took {s['gt_seconds']:.0f} s.",
-          f"- Reconstructions: `video.to4d`, preset `{s['preset']}` (128 px working size, 16 "
-          "frames, 150 static + 450 dynamic steps), seed 0, on an embedded backend (uploads "
+          f"- Reconstructions: `video.to4d`, preset `{s['preset']}` ({s['preset_desc']}), "
+          "seed 0, on an embedded backend (uploads "
           "and fetches over ZeroMQ, as the add-on does). No pretrained weights on this machine: "
           "frame features are the weight-free descriptor and the other views' loss is the "
           "multi-scale D-SSIM substitute (LPIPS cannot load beside torch 2.13 here).",
@@ -119,8 +121,9 @@ def page(ev: dict, summary: dict, results: dict, real: dict, figs: dict, docpath
           "other views are held out.",
           "- Scoring: each result's Gaussians rendered with our CPU rasterizer "
           "(`backend/render`) through the ground-truth cameras as written in the cameras file "
-          "(OpenCV world-to-camera in the Y-up frame, K in pixels of the 256 px frames), over "
-          "white like the ground truth. PSNR and SSIM (11 x 11 Gaussian window) on the whole "
+          "(OpenCV world-to-camera in the Y-up frame, K in pixels of the "
+          f"{s['size']} px frames), over white like the ground truth. PSNR and SSIM (11 x 11 "
+          "Gaussian window) on the whole "
           "frame and inside the object's box (the union of the ground truth's and our alpha > "
           "0.5, padded 4 px), mask IoU of alpha > 0.5. The **blank frame** (an empty render) "
           "scored the same way is the floor.", ""]
@@ -177,13 +180,12 @@ def page(ev: dict, summary: dict, results: dict, real: dict, figs: dict, docpath
     L += _ladder_words(means, ho, ladder, ladder_name)
     if "ladder" in figs:
         L += [f"![ladder]({_rel(figs['ladder'], docpath)})", "",
-              "*The ladder's rungs at the held-out camera (rows in name order), then the "
-              "ground truth.*", ""]
+              "*The ladder's rungs at the held-out camera, then the ground truth.*", ""]
     if real:
         L += ["## Real clips, single view (issue 11)", "",
-              "`video.to4d` preset `cpu`, `views_source=input` (the default STAG4D front "
-              "camera); renders at the input camera beside the working input frames (the "
-              "job's crop, 128 px), and from azimuth 90 and 180 at elevation 15 at the same "
+              f"`video.to4d` preset `{s['preset']}`, `views_source=input` (the default STAG4D "
+              "front camera); renders at the input camera beside the working input frames (the "
+              "job's crop), and from azimuth 90 and 180 at elevation 15 at the same "
               "radius. The input-view figures are the fit to the training view, not a held-out "
               "score.", "", "| clip | Gaussians | input-view PSNR dB | SSIM | mask IoU | "
               "job s |", "|---|---|---|---|---|---|"]
@@ -194,8 +196,9 @@ def page(ev: dict, summary: dict, results: dict, real: dict, figs: dict, docpath
         L.append("")
         for name, r in real.items():
             L += [f"![{name}]({_rel(r['figure'], docpath)})", ""]
-    L += ["## Timings", "", "| run | job wall s (submit to done) | features | TSSF |",
-          "|---|---|---|---|"]
+    L += ["## Timings", "", f"Ground truth (Blender): {s['gt_seconds']:.0f} s; scoring and "
+          f"figures: {s['eval_seconds']:.0f} s.", "",
+          "| run | job wall s (submit to done) | features | TSSF |", "|---|---|---|---|"]
     for n, r in results.items():
         L.append(f"| {n} | {r.seconds:.0f} | {r.extra.get('features', '?')} | "
                  f"{r.extra.get('tssf', '?')} |")
@@ -219,7 +222,8 @@ def _ladder_words(means: dict, ho: str, ladder, ladder_name) -> list[str]:
     rows = [(a, m) for a, m in rows if m is not None]
     if len(rows) < 2:
         return []
-    out = ["Step by step (PSNR box / SSIM box / IoU change from the rung before):", ""]
+    out = ["Step by step (PSNR box / SSIM box / IoU change from the rung before; \"helps\" "
+           "= more than +0.1 dB box PSNR without losing IoU, \"hurts\" = below -0.1 dB):", ""]
     for (_, a), (lb, b) in zip(rows, rows[1:], strict=False):
         d = [b["psnr_box"] - a["psnr_box"], b["ssim_box"] - a["ssim_box"], b["iou"] - a["iou"]]
         verdict = "helps" if d[0] > 0.1 and d[2] >= -0.005 else (
