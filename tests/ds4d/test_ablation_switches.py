@@ -50,3 +50,17 @@ def test_training_switches_reach_the_model(tmp_path, point_features, tssf, mode,
     after = loaded.frames(None, [0.0, 1.0])
     for a, b in zip(before, after, strict=True):
         assert torch.equal(a.means, b.means)
+
+
+def test_job_params_offer_the_configs_choices():
+    import typing
+
+    from backend.methods.ds4d import jobs
+    from backend.methods.ds4d.presets import DS4DConfig
+
+    hints = typing.get_type_hints(DS4DConfig)
+    assert jobs.POINT_FEATURES == typing.get_args(hints["point_features"])
+    assert jobs.TSSF_CHOICES == typing.get_args(hints["tssf_mode"])
+    spec = {p.name: p for p in jobs.TO4D_KIND.params}
+    assert spec["point_features"].choices == jobs.POINT_FEATURES
+    assert spec["tssf"].choices == jobs.TSSF_CHOICES
