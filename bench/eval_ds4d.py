@@ -40,7 +40,8 @@ from bench.ds4d_study.runs import RunSpec, run_jobs  # noqa: E402
 from bench.lib.report import bench_parser, report  # noqa: E402
 
 COMMAND = "PYTHONPATH=$PWD .venv/bin/python bench/eval_ds4d.py"
-LADDER_STEPS = 100  # the ladder's dynamic steps on this 2-core machine (the preset: 450)
+LADDER_STEPS = 60  # the ladder's dynamic steps on this 2-core machine (the preset: 450)
+LADDER_STATIC = 40  # and its static steps (the preset: 150)
 OTHER = ("az045", "az135", "az225", "az315")
 LADDER = (("no point features", "none", "auto"),
           ("frame features, no DSFD (mean fusion)", "raw", "mean"),
@@ -118,7 +119,9 @@ def run_specs(gt: Path, hold_out: str, preset: str, data: Path, ladder_steps: in
     for _label, pf, ts in LADDER:
         name = ladder_name(pf, ts, ladder_steps)
         if name != "mv":
-            specs.append(mv_spec(name, pf, ts, {"steps": ladder_steps} if ladder_steps else {}))
+            specs.append(mv_spec(name, pf, ts, {"steps": ladder_steps,
+                                                "static_steps": LADDER_STATIC}
+                                 if ladder_steps else {}))
     return specs
 
 
@@ -127,7 +130,7 @@ def ladder_name(pf: str, ts: str, steps: int = 0) -> str:
     preset's schedule)."""
     if (pf, ts) == ("dsfd", "da") and not steps:
         return "mv"
-    return f"ladder{steps or ''}_{pf}_{ts}"
+    return f"ladder{f'{LADDER_STATIC}+{steps}' if steps else ''}_{pf}_{ts}"
 
 
 def evaluate_horse(gt: Path, results: dict, hold_out: str, ladder_steps: int, log=print
@@ -258,7 +261,7 @@ def main() -> int:
         gt_seconds=gt_seconds, total_seconds=time.perf_counter() - t_start,
         gt_info=json.loads((gt / "gt_info.json").read_text()), preset_desc=_describe(preset),
         eval_seconds=time.perf_counter() - t_eval,
-        ladder_steps=args.ladder_steps), LADDER,
+        ladder_steps=args.ladder_steps, ladder_static=LADDER_STATIC), LADDER,
         lambda pf, ts: ladder_name(pf, ts, args.ladder_steps))
     docpath.parent.mkdir(parents=True, exist_ok=True)
     docpath.write_text(text)

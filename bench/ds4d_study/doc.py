@@ -161,10 +161,11 @@ def page(ev: dict, summary: dict, results: dict, real: dict, figs: dict, docpath
           f"Same clip, the 3-views-supplied set-up, seed 0, scored on the held-out `{ho}` "
           "(means over frames). `mean fusion` stands in for TSSF on the rungs before it: the "
           "point features of the views that see a point are averaged. "
-          + (f"For the CPU budget the ladder's runs train {s['ladder_steps']} dynamic steps "
-             "(`--param steps=...`; the preset's static stage unchanged) instead of the "
-             "preset's 450, so its DSFD + TSSF-DA rung is its own run, not the 3-views run "
-             "above." if s.get("ladder_steps") else
+          + (f"**For the CPU budget the ladder's runs train only {s['ladder_static']} static "
+             f"+ {s['ladder_steps']} dynamic steps** (`--param static_steps=... steps=...`) "
+             "instead of the preset's 150 + 450, so its DSFD + TSSF-DA rung is its own run, "
+             "not the 3-views run above, and the ladder compares barely trained models."
+             if s.get("ladder_steps") else
              "The DSFD + TSSF-DA rung is the 3-views run above."), "",
           "| step " + HEAD + " job s |", "|---" + "|---" * 6 + "|"]
     prev = None

@@ -77,6 +77,8 @@ TO4D_KIND = KindSpec(
                   max=1000),
         ParamSpec("steps", "int", 0, help="Dynamic-stage steps; 0 = the preset's", min=0,
                   max=100_000),
+        ParamSpec("static_steps", "int", 0, help="Static-stage steps; 0 = the preset's",
+                  min=0, max=100_000),
         ParamSpec("preview_every", "int", 0, help="Steps between previews; 0 = the preset's",
                   min=0, max=100_000),
         ParamSpec("seed", "int", 0, help="Random seed", min=0, max=2**31 - 1),
@@ -230,6 +232,8 @@ def run_to4d(ctx: JobContext, params: dict, inputs: list[Path]) -> Manifest:
         cfg.frames = params["frames"]
     if params["steps"]:
         cfg.dynamic_steps = params["steps"]
+    if params["static_steps"]:
+        cfg.static_steps = params["static_steps"]
     if params["preview_every"]:
         cfg.preview_every = params["preview_every"]
     cfg.point_features = params["point_features"]
