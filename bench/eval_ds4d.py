@@ -90,6 +90,14 @@ def ground_truth(work: Path, glb: Path, frames: int, size: int, samples: int, fr
     return gt, seconds
 
 
+def _frames(folder: Path) -> list[Path]:
+    """An image sequence in natural name order (0.png, 1.png, ..., 10.png), as the job reads
+    it."""
+    from backend.methods.ds4d.video_io import natural_key
+
+    return sorted(folder.glob("*.png"), key=natural_key)
+
+
 def view_files(gt: Path, name: str) -> list[Path]:
     return sorted((gt / "views").glob(f"{name}_*.png"))
 
@@ -109,7 +117,7 @@ def run_specs(gt: Path, hold_out: str, preset: str, data: Path, ladder_steps: in
                         "tssf": ts}, views=mv_views, cameras_from=cams,
                        camera_names=("input", *supplied))
 
-    trex = sorted((data / "videos" / "roaring_t-rex").glob("*.png"))
+    trex = _frames(data / "videos" / "roaring_t-rex")
     specs = [RunSpec("sv", view_files(gt, "input"), {**base, "views_source": "input"},
                      cameras_from=cams, camera_names=("input",)),
              mv_spec("mv", "dsfd", "auto", {}),
@@ -245,7 +253,7 @@ def main() -> int:
     t_eval = time.perf_counter()
     ev = evaluate_horse(gt, results, args.hold_out, args.ladder_steps)
     real = {}
-    sources = {"real_trex": sorted((data / "videos" / "roaring_t-rex").glob("*.png")),
+    sources = {"real_trex": _frames(data / "videos" / "roaring_t-rex"),
                "real_cat": data / "videos" / "cat_king_fg.mp4"}
     for name, source in sources.items():
         if name in results:
