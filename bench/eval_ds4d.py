@@ -13,7 +13,8 @@
 4. Issue 11's real clips (single view, ``cpu`` preset): renders from the input camera beside the
    working input frames and from two other angles.
 
-Run (about 30-40 min on 2 busy cores; results are reused from ``--work`` unless ``--fresh``)::
+Run (about 15 min on 2 idle cores, over an hour when they are busy; results are reused from
+``--work`` unless ``--fresh``)::
 
     PYTHONPATH=$PWD .venv/bin/python bench/eval_ds4d.py
 
@@ -40,8 +41,10 @@ from bench.ds4d_study.runs import RunSpec, run_jobs  # noqa: E402
 from bench.lib.report import bench_parser, report  # noqa: E402
 
 COMMAND = "PYTHONPATH=$PWD .venv/bin/python bench/eval_ds4d.py"
-LADDER_STEPS = 60  # the ladder's dynamic steps on this 2-core machine (the preset: 450)
-LADDER_STATIC = 40  # and its static steps (the preset: 150)
+# The ladder's schedule: 0 = the preset's (its DA rung is then the supplied-views run); with
+# --ladder-steps N the ladder's runs train LADDER_STATIC static + N dynamic steps (a CPU budget).
+LADDER_STEPS = 0
+LADDER_STATIC = 40
 OTHER = ("az045", "az135", "az225", "az315")
 LADDER = (("no point features", "none", "auto"),
           ("frame features, no DSFD (mean fusion)", "raw", "mean"),
@@ -225,16 +228,16 @@ def main() -> int:
     ap.add_argument("--hold-out", default="az135", choices=OTHER)
     ap.add_argument("--fresh", action="store_true", help="remake the ground truth and every run")
     ap.add_argument("--ladder-steps", type=int, default=None,
-                    help="dynamic steps of the ladder's runs (0: the preset's, and the DA rung "
-                         f"is the supplied-views run); default: {LADDER_STEPS}, the CPU budget "
-                         "(--quick: 0)")
+                    help="dynamic steps of the ladder's runs (0: the preset's schedule, and "
+                         f"the DA rung is the supplied-views run; N: {LADDER_STATIC} static + N "
+                         "dynamic steps, for a CPU budget); default 0")
     ap.add_argument("--skip-real", action="store_true", help="leave out the real clips")
     ap.add_argument("--no-train", action="store_true",
                     help="run no job: score and write the page from the results already in "
                          "--work (missing runs are reported as not run)")
     args = ap.parse_args()
     if args.ladder_steps is None:
-        args.ladder_steps = 0 if args.quick else LADDER_STEPS
+        args.ladder_steps = LADDER_STEPS
     data = _data_dir()
     glb = args.glb or data / "animals" / "Horse.glb"
     work = args.work or ROOT / ("out/ds4d_study_quick" if args.quick else "out/ds4d_study")
