@@ -7,7 +7,7 @@ from pathlib import Path
 from bench.lib.report import Row
 
 from . import figures
-from .metrics import mean_scores
+from .metrics import mask_iou, mean_scores
 
 METRICS = ("psnr", "ssim", "psnr_box", "ssim_box", "iou")
 HEAD = "| PSNR dB | SSIM | PSNR box dB | SSIM box | mask IoU |"
@@ -143,6 +143,7 @@ def page(ev: dict, summary: dict, results: dict, real: dict, figs: dict, docpath
             L.append(f"| blank frame (floor) | {v} " + _cells(blank[v]))
     L.append("")
     L += _findings(means, blank, ho)
+    L += _motion(ev, ho)
     if ("mv", ho) in ev["scores"] and ("sv", ho) in ev["scores"]:
         L += [f"Per frame, held-out view `{ho}` (PSNR box dB / SSIM box / IoU):", "",
               "| frame | 3 views supplied | input only | blank frame |", "|---|---|---|---|"]
@@ -258,3 +259,28 @@ def _findings(means: dict, blank: dict, ho: str) -> list[str]:
                    "and the rasterizer agree with Blender's renders; the low held-out scores "
                    "are the reconstruction, not a misplaced camera.")
     return out + [""] if out else []
+
+
+def _change(frames: list) -> float:
+    """Mean over frames t of 1 - IoU(mask at frame 0, mask at t): how much the silhouette
+    moves."""
+    return float(sum(1 - mask_iou(frames[0][..., 3], f[..., 3]) for f in frames[1:])
+                 / max(1, len(frames) - 1))
+
+
+def _motion(ev: dict, ho: str) -> list[str]:
+    rows, ratios = [], []
+    for run, view in (("mv", "input"), ("mv", ho), ("sv", "input"), ("sv", ho)):
+        if (run, view) in ev["renders"]:
+            g, o = _change(ev["gt"][view]), _change(ev["renders"][(run, view)])
+            ratios.append(o / g if g > 0 else float("nan"))
+            rows.append(f"| {run} | {view} | {g:.3f} | {o:.3f} |")
+    if not rows:
+        return []
+    lo, hi = min(ratios), max(ratios)
+    verdict = (f"Ours changes {lo:.0%} to {hi:.0%} as much as the ground truth"
+               + (": the deformation field has learnt only part of the motion on this schedule."
+                  if hi < 0.6 else "."))
+    return ["How much the creature moves: the mean over frames of 1 - IoU(silhouette at "
+            "frame 0, silhouette at frame t), ground truth against ours. " + verdict, "",
+            "| run | view | ground truth | ours |", "|---|---|---|---|", *rows, ""]
