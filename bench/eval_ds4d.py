@@ -201,7 +201,9 @@ def evaluate_real(results: dict, name: str, source, preset_size: int, frames: in
     figures.strips(rows, fig, f"{name}: frames {', '.join(map(str, pick))}")
     m = mean_scores(fit)
     log(f"[real] {name}: input view PSNR {m.psnr:.2f} SSIM {m.ssim:.3f} IoU {m.iou:.3f}")
-    return {"fit": fit, "gaussians": gs[0].count, "figure": fig}
+    return {"fit": fit, "gaussians": gs[0].count, "figure": fig,
+            "change": (doc.silhouette_change(list(clip.rgba)),
+                       doc.silhouette_change(renders["input camera"]))}
 
 
 def _describe(name: str) -> str:
