@@ -296,7 +296,8 @@ class Client:
             if not path.is_file():
                 raise errors.ParamError(f"input file {path} does not exist", "bad_input")
             size = path.stat().st_size
-            if size <= inline_left:
+            # inline while the message has room (bytes and array slots), else upload
+            if size <= inline_left and len(arrays) < protocol.MAX_ARRAYS:
                 inline_left -= size
                 arrays[f"input{i}"] = np.fromfile(path, dtype=np.uint8)
                 spec = {"name": path.name, "array": f"input{i}"}

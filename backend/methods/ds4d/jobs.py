@@ -62,6 +62,8 @@ DEFAULT_FPS = 24.0  # image inputs have no frame rate
 PRESET_NAMES = ("tiny", "cpu", "paper")  # .presets.PRESETS (a test keeps them equal)
 BACKGROUNDS = ("auto", "alpha", "mask", "white", "black", "green")  # .clip.BACKGROUNDS (a test)
 VIEWS_SOURCES = ("auto", "input", "supplied", "zero123pp")
+POINT_FEATURES = ("dsfd", "raw", "none")  # .presets.DS4DConfig.point_features
+TSSF_CHOICES = ("auto", "ga", "da", "mean")  # .presets.DS4DConfig.tssf_mode
 
 TO4D_KIND = KindSpec(
     name=TO4D, title="Video to 4D",
@@ -75,6 +77,8 @@ TO4D_KIND = KindSpec(
                   max=1000),
         ParamSpec("steps", "int", 0, help="Dynamic-stage steps; 0 = the preset's", min=0,
                   max=100_000),
+        ParamSpec("static_steps", "int", 0, help="Static-stage steps; 0 = the preset's",
+                  min=0, max=100_000),
         ParamSpec("preview_every", "int", 0, help="Steps between previews; 0 = the preset's",
                   min=0, max=100_000),
         ParamSpec("seed", "int", 0, help="Random seed", min=0, max=2**31 - 1),
@@ -89,6 +93,12 @@ TO4D_KIND = KindSpec(
                        "v1.1 weights on the server: anim4d models fetch zero123pp)"),
         ParamSpec("zero123pp_steps", "int", 0, help="Zero123++ sampling steps per frame; 0 = "
                   "28 (upstream's default; 75 for fine detail)", min=0, max=200),
+        ParamSpec("point_features", "enum", "dsfd", choices=POINT_FEATURES,
+                  help="Ablation switch: the per-point features the deformation sees: dsfd "
+                       "(the method), raw (frame features without DSFD), none (HexPlane only)"),
+        ParamSpec("tssf", "enum", "auto", choices=TSSF_CHOICES,
+                  help="Fusion of the views' point features: auto (DA with other views, else "
+                       "GA), ga, da, or mean (ablation: no learnt fusion)"),
     ),
     inputs=(InputSpec("video", VIDEO_SUFFIXES + IMAGE_SUFFIXES, multiple=True,
                       help="The clip: one video, or the frames of an image sequence (in "
@@ -222,8 +232,12 @@ def run_to4d(ctx: JobContext, params: dict, inputs: list[Path]) -> Manifest:
         cfg.frames = params["frames"]
     if params["steps"]:
         cfg.dynamic_steps = params["steps"]
+    if params["static_steps"]:
+        cfg.static_steps = params["static_steps"]
     if params["preview_every"]:
         cfg.preview_every = params["preview_every"]
+    cfg.point_features = params["point_features"]
+    cfg.tssf_mode = params["tssf"]
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
     ctx.progress("load", 0.0, f"Reading {len(inputs)} file(s)", force=True)
@@ -281,7 +295,8 @@ def run_to4d(ctx: JobContext, params: dict, inputs: list[Path]) -> Manifest:
     extra = {"gaussians_correspond": True, "state_file": STATE_FILE, "preset": cfg.name,
              "features": result.feature_kind, "steps": result.steps, "duration_s": duration,
              "notes": notes, "mask_source": clip.mask_source, "clip_times": times,
-             "views_source": views_source, "view_loss": result.view_loss or "none"}
+             "views_source": views_source, "view_loss": result.view_loss or "none",
+             "point_features": cfg.point_features, "tssf": result.model.tssf.mode}
     if result.view_loss_why:
         notes.append(f"other views' loss: {result.view_loss_why}")
     if result.cancelled_at_step is not None:

@@ -73,8 +73,10 @@ class DS4DModel:
     def deform(self, g: Gaussians, t: float) -> Gaussians:
         """``g`` (canonical) at time ``t``: point features sampled at the detached canonical
         centres, fused by TSSF, then the deformation field (differentiable)."""
-        feats, visible = self.sampler(g.means.detach(), float(t))
-        fused, _ = self.tssf(feats, visible)
+        fused = None
+        if self.tssf.out_dim:  # 0: the "none" ablation, HexPlane only
+            feats, visible = self.sampler(g.means.detach(), float(t))
+            fused, _ = self.tssf(feats, visible)
         d = self.field(g.means, g.log_scales, g.quats, float(t), fused)
         return Gaussians(d.means, d.quats, d.log_scales, g.opacity_logits, g.sh0, g.shN)
 

@@ -47,7 +47,10 @@ class DS4DConfig:
     feature_model: str = "facebook/dinov2-small"  # a local folder, or an id in the HF cache
     feature_image_size: int = 224
     descriptor_dim: int = 32
-    tssf_mode: Literal["auto", "ga", "da"] = "auto"  # auto: DA with pseudo/other views, else GA
+    tssf_mode: Literal["auto", "ga", "da", "mean"] = "auto"  # auto: DA with other views, else GA
+    # the point features: DSFD of the frame features (the method), the frame features as they
+    # are, or none (HexPlane alone); raw, none and tssf_mode mean are issue 11's ablation steps
+    point_features: Literal["dsfd", "raw", "none"] = "dsfd"
     # Gaussians
     n_init: int = 3000
     hull_resolution: int = 48

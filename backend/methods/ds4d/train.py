@@ -143,13 +143,15 @@ def train(
         backend=cfg.feature_backend, model=cfg.feature_model, image_size=cfg.feature_image_size,
         descriptor_dim=cfg.descriptor_dim))
     sampler = PointFeatureSampler(feats.maps, scene.times, scene.viewmats, scene.Ks,
-                                  [(W, H)] * V)
+                                  [(W, H)] * V, apply_dsfd=cfg.point_features == "dsfd")
     t_features = time.monotonic() - tf
     other: ViewLoss | None = (make_view_loss(cfg.view_loss, cfg.lpips_folder, device)
                               if V > 1 else None)
     report("init", 0.0, "initial points")
     g0 = initial_gaussians(scene, cfg, gen)
     mode = cfg.tssf_mode if cfg.tssf_mode != "auto" else ("da" if V > 1 else "ga")
+    if cfg.point_features == "none":
+        mode = "none"
     model = DS4DModel.create(g0, sampler, mode, cfg.hexplane, cfg.mlp_width,
                              torch.Generator().manual_seed(cfg.seed + 1))
     scale = scene_scale_from_cameras(scene.viewmats)

@@ -14,6 +14,10 @@ masked out of the fusion).
   pseudo view's point features to the front (real) view's is appended to the pseudo features,
   these are fused by GA among the pseudo views, the result is stacked with the front features
   (with its own distance, 0, appended) and fused again by GA. Output [P, C + 1].
+
+Two ablation modes (issue 11's ladder, not the method): ``mean`` (no learnt fusion: the plain
+mean over the views that see the point) and ``none`` (no point features at all: the deformation
+field runs on the HexPlane alone; ``out_dim`` 0).
 """
 
 from __future__ import annotations
@@ -108,16 +112,36 @@ class DAFusion(nn.Module):
         return self.final(torch.stack([f, fused_p]), vis2)
 
 
-class TSSF(nn.Module):
-    """Point-feature fusion over views with ``mode`` "ga" or "da"; ``out_dim`` channels out."""
-
-    def __init__(self, dim: int, mode: Literal["ga", "da"] = "ga"):
-        super().__init__()
-        if mode not in ("ga", "da"):
-            raise ValueError(f"TSSF mode must be 'ga' or 'da', got {mode!r}")
-        self.mode = mode
-        self.fusion = GAFusion(dim) if mode == "ga" else DAFusion(dim)
-        self.out_dim = dim if mode == "ga" else dim + 1
+class MeanFusion(nn.Module):
+    """Ablation: the mean over the views that see each point (all views where none does)."""
 
     def forward(self, feats: Tensor, visible: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """feats [V, P, C] -> fused [P, C], weights [V, P] (sum 1 per point)."""
+        w = torch.ones(feats.shape[:2], device=feats.device)
+        if visible is not None:
+            seen = visible.any(0, keepdim=True)
+            w = torch.where(seen, visible.float(), w)
+        w = w / w.sum(0, keepdim=True)
+        return (w[..., None] * feats).sum(0), w
+
+
+TSSF_MODES = ("ga", "da", "mean", "none")
+
+
+class TSSF(nn.Module):
+    """Point-feature fusion over views with ``mode`` "ga" or "da" (or the ablations "mean",
+    "none"); ``out_dim`` channels out."""
+
+    def __init__(self, dim: int, mode: Literal["ga", "da", "mean", "none"] = "ga"):
+        super().__init__()
+        if mode not in TSSF_MODES:
+            raise ValueError(f"TSSF mode must be one of {', '.join(TSSF_MODES)}, got {mode!r}")
+        self.mode = mode
+        self.fusion = {"ga": lambda: GAFusion(dim), "da": lambda: DAFusion(dim),
+                       "mean": MeanFusion, "none": lambda: None}[mode]()
+        self.out_dim = {"ga": dim, "da": dim + 1, "mean": dim, "none": 0}[mode]
+
+    def forward(self, feats: Tensor, visible: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        if self.fusion is None:
+            return feats.new_zeros(feats.shape[1], 0), feats.new_zeros(0, feats.shape[1])
         return self.fusion(feats, visible)
