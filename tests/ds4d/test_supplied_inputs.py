@@ -339,3 +339,25 @@ def test_mask_sequence_as_a_video(files, v48):
     ia, ib = a.rgba[..., 3] > 0.5, b.rgba[..., 3] > 0.5
     # measured 0.996 (a few edge pixels flip through the codec)
     assert (ia & ib).sum() / (ia | ib).sum() > 0.99
+
+
+def test_a_cameras_file_naming_only_the_input_places_the_input_camera(served, files, tmp_path):
+    """No views, a cameras file with only 'input', default views_source: the job runs from the
+    input view alone, at the given camera (it used to ask for the views input)."""
+    import json
+
+    from shared.manifest import read_manifest
+
+    cams = [c for c in json.loads(Path(files["cameras"]).read_text()) if c["name"] == "input"]
+    only = tmp_path / "input_only.json"
+    only.write_text(json.dumps(cams))
+    with Client(served.address, timeout=60) as c:
+        job = c.submit("video.to4d", {"preset": "tiny", "background": "mask"},
+                       {"video": files["frames"], "masks": files["masks"], "cameras": [only]})
+        info = c.wait(job)
+        assert info.state == "done", info.error
+        out = c.fetch(job, tmp_path / "res")
+    (cam,) = read_manifest(out).cameras
+    assert cam["name"] == "input"
+    assert np.abs(np.array(cam["world_to_camera"]) - np.array(cams[0]["world_to_camera"])).max() \
+        < 1e-6

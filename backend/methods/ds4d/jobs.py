@@ -247,7 +247,8 @@ def run_to4d(ctx: JobContext, params: dict, inputs: list[Path]) -> Manifest:
     cfg.lpips_folder = ctx.models.get("lpips-alex", cfg.lpips_folder)
     views_source = params["views_source"]
     if views_source == "auto":
-        views_source = "supplied" if slots["views"] or cameras_file else "input"
+        # a cameras file alone (naming only 'input') places the input camera: input view only
+        views_source = "supplied" if slots["views"] else "input"
     if views_source in ("input", "zero123pp") and slots["views"]:
         raise ParamError(f"{TO4D}: views_source={views_source} takes no views input, got "
                          f"{len(slots['views'])} file(s); use views_source=supplied")
