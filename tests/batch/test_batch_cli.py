@@ -3,7 +3,6 @@ failed item is recorded and the rest go on; each item's remake parameters really
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -12,6 +11,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from support import requires_bpy
 
 from backend.server.embedded import EmbeddedServer
 from blender_addon.core.client import Client
@@ -20,8 +20,6 @@ from shared.results import open_result
 ANIM4D = [sys.executable, "-m", "backend.cli.main"]
 CEILING = 600.0  # catches a hang only
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-requires_bpy = pytest.mark.skipif(importlib.util.find_spec("bpy") is None,
-                                  reason="needs the bpy module (pip install bpy==5.0.1)")
 
 
 def batch(*args: str) -> subprocess.CompletedProcess:

@@ -7,13 +7,12 @@ found with ``find_spec``, never imported here, so the test process stays free of
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
+from support import requires_bpy  # noqa: F401 - re-exported for the render tests
 
 from shared.gaussians import GaussianSequence, write_gaussian_result
 from shared.gsply import GaussianFrame
@@ -24,8 +23,6 @@ from addon_helpers import write_mesh_result  # noqa: E402
 __all__ = ["write_mesh_result", "write_blob_result", "blob_sequence", "requires_bpy",
            "render_processes"]
 
-requires_bpy = pytest.mark.skipif(importlib.util.find_spec("bpy") is None,
-                                  reason="needs the bpy module (pip install bpy==5.0.1)")
 
 
 def blob_sequence(frames: int = 8, count: int = 400, fps: float = 8.0,

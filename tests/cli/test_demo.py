@@ -3,7 +3,6 @@ to a turntable MP4 and a .blend, every path printed. The full-size run is ``make
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import subprocess
 import sys
@@ -12,11 +11,9 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from support import requires_bpy
 
 from shared.results import open_result
-
-requires_bpy = pytest.mark.skipif(importlib.util.find_spec("bpy") is None,
-                                  reason="needs the bpy module (pip install bpy==5.0.1)")
 
 
 @requires_bpy

@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+from support import until
+
 from blender_addon.core.client import Client
 from blender_addon.core.client_types import ConnectionFailed
 
@@ -80,13 +82,6 @@ def test_serve_executor_ray_runs_jobs_on_the_cluster(ray_cluster, tmp_path):
         if proc.poll() is None:
             proc.terminate()
         proc.communicate(timeout=CEILING)
-
-
-def until(predicate, timeout: float = CEILING) -> None:
-    end = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < end, "never happened"
-        time.sleep(0.05)
 
 
 def test_serve_flags_are_checked(tmp_path):

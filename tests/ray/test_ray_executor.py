@@ -8,7 +8,8 @@ import os
 import re
 import signal
 import threading
-import time
+
+from support import until
 
 from blender_addon.core.client import Client
 
@@ -17,15 +18,6 @@ BLOCK = {"seconds": 120.0, "steps": 1200}  # runs until cancelled
 STARTS = re.compile(r"job (\w+) \(.*\) starting in pid (\d+)")
 
 
-def until(predicate, timeout: float = 120.0, what: str = "condition"):
-    """Poll ``predicate`` until true (a bound against hangs, not a timing assertion)."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def starts(srv, job_id: str) -> list[int]:

@@ -19,6 +19,8 @@ import sys
 import time
 from pathlib import Path
 
+from support import until
+
 from backend.server.ray_executor import RayExecutor
 from blender_addon.core.client import Client
 from blender_addon.core.client_types import ConnectionFailed
@@ -89,13 +91,6 @@ def test_jobs_run_through_the_result_store_not_the_gateway_folder(ray_server, tm
     assert not ran.startswith(str(data)) and "starting in pid" in log
     # a deleted job leaves the store too (the delete there is done in the background)
     until(lambda: not (store / first).exists())
-
-
-def until(predicate, timeout: float = CEILING) -> None:
-    end = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < end, "never happened"
-        time.sleep(0.05)
 
 
 def test_a_store_that_fails_fails_the_job_with_the_reason_and_serving_goes_on(ray_server,

@@ -5,11 +5,10 @@ Ray tests in tests/ray/ repeat the fair-share one on a Ray cluster)."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from support import until
 
 from backend.jobs.registry import debug_kinds
 from backend.server.embedded import EmbeddedServer
@@ -21,15 +20,6 @@ QUICK = {"seconds": 0.0, "steps": 1}
 BLOCK = {"seconds": 120.0, "steps": 1200}  # runs until cancelled
 
 
-def until(predicate, timeout: float = 60.0, what: str = "condition"):
-    """Poll ``predicate`` until it is true (a bound against hangs, not a timing assertion)."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 # ---- the queue alone ----------------------------------------------------------------------------

@@ -26,9 +26,9 @@ import torch
 
 from backend.data.mesh_pieces import drop_small_pieces
 from backend.render.gaussians import Gaussians
+from backend.render.project import quat_to_rotmat
 from shared.errors import JobError
-
-SH_C0 = 0.28209479177387814
+from shared.gsply import SH_C0
 
 
 @dataclass(frozen=True)
@@ -53,20 +53,14 @@ class MeshConfig:
 
 def _inverse_covariances(g: Gaussians) -> torch.Tensor:
     """``[N, 3, 3]`` inverse covariances from quaternions (w, x, y, z) and log-scales."""
-    rot = torch.from_numpy(_rotations(g))
+    rot = quat_to_rotmat(g.quats.double())
     inv_s2 = torch.exp(-2 * g.log_scales.double())
     return rot @ torch.diag_embed(inv_s2) @ rot.transpose(1, 2)
 
 
 def _rotations(g: Gaussians) -> np.ndarray:
-    """``[N, 3, 3]`` rotation matrices of the quaternions (w, x, y, z)."""
-    q = torch.nn.functional.normalize(g.quats.double(), dim=-1)
-    w, x, y, z = q.unbind(-1)
-    return torch.stack([
-        1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
-        2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
-        2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)],
-        -1).reshape(-1, 3, 3).numpy()
+    """``[N, 3, 3]`` float64 rotation matrices of the quaternions (w, x, y, z)."""
+    return quat_to_rotmat(g.quats.double()).numpy()
 
 
 def _opacity(g: Gaussians) -> torch.Tensor:
