@@ -30,22 +30,16 @@ from bench.lib.report import emit_json_line  # noqa: E402
 TRAIN_CHAMFER_D = 2.88  # docs/results/dnf_fields.md, stage (d), held by test_published_figures
 
 
-def watertight(faces: np.ndarray) -> bool:
-    """Every edge shared by exactly two faces (closed 2-manifold surface)."""
-    e = np.sort(np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]]), axis=1)
-    _, counts = np.unique(e, axis=0, return_counts=True)
-    return bool(len(counts)) and bool(np.all(counts == 2))
-
-
 def creature_row(canon: np.ndarray, faces: np.ndarray, verts: np.ndarray) -> dict:
     """canon ``[V, 3]``, faces ``[F, 3]``, verts ``[T, V, 3]`` -> the bar's figures."""
     from backend.methods.dnf.metrics import mesh_pieces
+    from backend.methods.dnf.sdf import open_faces
 
     diag = float(np.linalg.norm(canon.max(0) - canon.min(0)))
     move = float(np.linalg.norm(verts[1:] - verts[:1], axis=-1).mean()) / diag
     diags = np.linalg.norm(verts.max(1) - verts.min(1), axis=-1) / diag
     return {"vertices": int(len(canon)), "components": mesh_pieces(faces),
-            "watertight": watertight(faces), "motion_share": move,
+            "watertight": bool(len(faces)) and not open_faces(faces).any(), "motion_share": move,
             "bbox_ratio_max": float(diags.max()), "bbox_ratio_min": float(diags.min())}
 
 

@@ -147,7 +147,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
             write_index(root, args.kind, entries, None)
     if render_opts is not None:
         render_entries(entries, root, render_opts)
-    json_path, html_path = write_index(root, args.kind, entries, _describe(render_opts))
+    json_path, html_path = write_index(root, args.kind, entries,
+                                       render_opts.to_dict() if render_opts else None)
     failed = [e for e in entries if e.state != "done" or e.error]
     print(f"batch done: {len(entries) - len(failed)} of {len(entries)} made")
     for e in failed:
@@ -190,7 +191,3 @@ def render_entries(entries: list[BatchEntry], root: Path, options) -> None:
         e.frames = [relative(f, root) for f in o.frames]
         e.still = e.frames[len(e.frames) // 2] if e.frames else None
         e.video = relative(o.video, root)
-
-
-def _describe(options) -> dict | None:
-    return None if options is None else options.to_dict()

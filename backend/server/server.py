@@ -463,8 +463,8 @@ class Server:
                                  + f"; accepted: {', '.join(sorted(exts))}", "bad_input")
             stored = fname if slot == specs[0].name else f"{slot}/{fname}"
             if isinstance(item.get("upload"), str):
-                up = self.uploads.active.get(item["upload"])
-                self._check_size(kind, spec, fname, up.size if up else 0, item["upload"])
+                self._check_size(kind, spec, fname, self.uploads.size(item["upload"]),
+                                 item["upload"])
                 out.append((stored, item["upload"]))
             elif isinstance(item.get("array"), str) and item["array"] in msg.arrays:
                 arr = msg.arrays[item["array"]]

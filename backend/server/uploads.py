@@ -73,6 +73,11 @@ class Uploads:
             )
         return up.complete
 
+    def size(self, upload_id: str) -> int:
+        """The declared size of an upload in progress or complete (0: unknown id)."""
+        up = self.active.get(upload_id)
+        return up.size if up is not None else 0
+
     def take(self, upload_id: str, dest: Path) -> None:
         """Move a complete upload to ``dest`` (a job's input)."""
         up = self.active.get(upload_id) if isinstance(upload_id, str) else None

@@ -11,10 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from backend.jobs.registry import builtin_kinds
 from backend.methods.ds4d import jobs as ds4d_jobs
 from backend.methods.ds4d.presets import PRESETS
-from backend.server.embedded import EmbeddedServer
 from blender_addon.core.client import Client
 from shared.gaussians import read_gaussian_result
 from shared.manifest import read_manifest
@@ -27,15 +25,6 @@ TREX = DATA / "roaring_t-rex"  # RGBA frames 0.png ... 31.png
 pytestmark = pytest.mark.skipif(not CLIP.is_file(),
                                 reason=f"real clip absent: {CLIP} (or set $ANIM4D_SHARED_DATA)")
 ARRAYS = ("means", "quats", "log_scales", "opacity_logits", "sh_dc", "sh_rest")
-
-
-@pytest.fixture(scope="module")
-def served(tmp_path_factory):
-    kinds = {k: v for k, v in builtin_kinds().items() if k.startswith("video.")}
-    srv = EmbeddedServer(tmp_path_factory.mktemp("srv") / "data", kinds=kinds,
-                         cancel_grace_s=60.0, heartbeat_s=0.3)
-    yield srv
-    srv.stop()
 
 
 def _frames(folder: Path):

@@ -16,13 +16,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from backend.jobs.registry import builtin_kinds
 from backend.methods.ds4d import jobs as ds4d_jobs
 from backend.methods.ds4d.clip import BACKGROUNDS, InputConfig, load_clip
 from backend.methods.ds4d.presets import PRESETS
 from backend.methods.ds4d.view_files import group_view_files, supplied_view_source
 from backend.methods.ds4d.views import InputViewOnly, SuppliedViews, WeakViewsWarning
-from backend.server.embedded import EmbeddedServer
 from blender_addon.core.client import Client
 from shared.cameras import camera_dict, check_camera, read_cameras, write_cameras
 from shared.errors import Anim4DError, FormatError, ParamError
@@ -234,15 +232,6 @@ def test_supplied_view_errors(files, v48, tmp_path):
 
 
 # -- over the wire --------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def served(tmp_path_factory):
-    kinds = {k: v for k, v in builtin_kinds().items() if k.startswith("video.")}
-    srv = EmbeddedServer(tmp_path_factory.mktemp("srv") / "data", kinds=kinds,
-                         cancel_grace_s=60.0, heartbeat_s=0.3)
-    yield srv
-    srv.stop()
 
 
 def test_cli_job_with_masks_views_and_cameras(served, files, v48, tmp_path):

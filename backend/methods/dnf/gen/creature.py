@@ -249,8 +249,9 @@ def sample_creatures(model, shape_gen, motion_gen, n: int, times: np.ndarray, se
             m = motion_gen.sample(shapes[i:i + 1], frames, seed=seed + 1 + 7919 * k + i,
                                   steps=steps)[0]
             s = animate(model, stage, v, shapes[i], m, motion_fps, times)
-            if motion_share(v, s) > best:
-                motions[i], seq, best, redraws[i] = m, s, motion_share(v, s), k
+            share = motion_share(v, s)
+            if share > best:
+                motions[i], seq, best, redraws[i] = m, s, share, k
         seqs.append(seq)
     ident = [([0.0, 0.0, 0.0], 1.0)] * n
     meta = {"seed": int(seed), "steps": int(steps), "model_sha256": model.sha256,
