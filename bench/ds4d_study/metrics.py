@@ -1,4 +1,4 @@
-"""Image metrics of the DS4D study (numpy only): PSNR, SSIM, mask IoU, the object's box.
+"""Image metrics of the DS4D study: PSNR, SSIM, mask IoU, the object's box.
 
 Images are RGBA float arrays [H, W, 4] in [0, 1] with straight alpha. Colour metrics compare the
 images composited over white (the ground truth's film is transparent; white is what the pages
@@ -14,7 +14,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
+import torch
 from scipy.ndimage import gaussian_filter
+
+from backend.render.losses import composite
+from backend.render.losses import psnr as _psnr
 
 ALPHA_THRESHOLD = 0.5
 BOX_PAD = 4
@@ -24,20 +28,21 @@ _C1, _C2 = 0.01 ** 2, 0.03 ** 2
 
 
 def over_white(rgba: np.ndarray) -> np.ndarray:
-    """[H, W, 3] RGB of ``rgba`` [H, W, 4] composited over white."""
-    a = rgba[..., 3:4]
-    return rgba[..., :3] * a + (1.0 - a)
+    """[H, W, 3] RGB of ``rgba`` [H, W, 4] composited over white (the trainer's compositing)."""
+    return composite(torch.from_numpy(np.asarray(rgba)), 1.0).numpy()
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    """PSNR in dB of RGB images [H, W, 3] in [0, 1] (inf when equal)."""
-    mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10.0 * np.log10(1.0 / mse)
+    """PSNR in dB of RGB images [H, W, 3] in [0, 1] (inf when equal): the trainer's PSNR."""
+    return _psnr(torch.from_numpy(np.asarray(a, np.float64)),
+                 torch.from_numpy(np.asarray(b, np.float64)))
 
 
 def ssim(a: np.ndarray, b: np.ndarray) -> float:
     """Mean SSIM of RGB images [H, W, 3] in [0, 1] (Gaussian window, per channel, averaged;
-    borders use the window's valid part only, so nothing is padded in)."""
+    borders use the window's valid part only, so nothing is padded in: unlike the training
+    loss's zero-padded SSIM (``backend.render.losses.ssim``), which treats the outside of a crop
+    as black)."""
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     if min(a.shape[:2]) < SSIM_WINDOW:
         raise ValueError(f"SSIM needs images of at least {SSIM_WINDOW} pixels, got {a.shape}")
