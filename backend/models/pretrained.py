@@ -17,11 +17,12 @@ download), which ``anim4d models verify`` checks the bytes against.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from backend.models.checksums import file_sha256
 
 CHECKSUMS_FILE = "anim4d-checksums.json"
 
@@ -209,14 +210,6 @@ def folder_size(p: Pretrained, folder: Path) -> int:
     return sum(f.stat().st_size for f in model_files(p, folder))
 
 
-def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
 def recorded_checksums(p: Pretrained, folder: Path) -> dict[str, str]:
     """``{relative path: sha256 (or prefix)}``: the catalog's, then the folder's own
     ``anim4d-checksums.json`` (written by ``fetch``)."""
@@ -256,7 +249,7 @@ def verify(p: Pretrained, folder: Path) -> VerifyResult:
         if not f.is_file():
             res.bad.append(f"{rel}: missing")
             continue
-        got = sha256_of(f)
+        got = file_sha256(f)
         res.checked.append(rel)
         if not got.startswith(want.lower()):
             res.bad.append(f"{rel}: sha256 {got[:16]}... but {want[:16]}... was recorded")
@@ -275,7 +268,7 @@ def write_checksums(p: Pretrained, folder: Path, hub: dict[str, str] | None = No
     files = {}
     for f in model_files(p, folder):
         rel = f.relative_to(folder).as_posix()
-        got = sha256_of(f)
+        got = file_sha256(f)
         if hub and rel in hub and hub[rel] != got:
             raise FormatError(f"{f}: sha256 {got} differs from the Hub's {hub[rel]}: the "
                               "download is corrupt; fetch again")

@@ -12,11 +12,11 @@ says whether it does, for this very dictionary (the ``creature.*`` kinds offer o
 
 from __future__ import annotations
 
-import hashlib
 import json
 import struct
 from pathlib import Path
 
+from backend.models.checksums import file_sha256  # noqa: F401 - the DNF files' checksum
 from backend.models.registry import ModelFiles
 from shared.errors import FormatError
 
@@ -25,15 +25,6 @@ SHIPPED_DIR = Path(__file__).resolve().parent / "checkpoints"
 WEIGHT_FILES = ("model.safetensors", "stages.safetensors")
 STAGE_ORDER = ("a", "b", "c", "d")
 _MAX_HEADER = 100 * 1024 * 1024
-
-
-def file_sha256(path: Path) -> str:
-    """Hex SHA-256 of a file, read in 1 MiB blocks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def safetensors_keys(path: Path) -> list[str]:
