@@ -28,6 +28,7 @@ writes it to PATH. Exit status 0 when every case ran.
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import os
 import platform
@@ -168,7 +169,8 @@ FULL_COUNTS, FULL_SIZES = [10_000, 50_000, 200_000], [256, 512]
 
 
 def time_cuda(n, size, repeats):
-    """Our dispatch vs gsplat.rasterization on the GPU (forward + backward, median ms)."""
+    """Our dispatch vs gsplat.rasterization on the GPU (forward + backward, median ms), and our
+    pure-torch path on the GPU (what a CUDA machine without gsplat gets) as a ratio to gsplat."""
     import gsplat
 
     params, vm, K, gc, ga = make_scene(n, size)
@@ -190,8 +192,11 @@ def time_cuda(n, size, repeats):
         return times[len(times) // 2] * 1e3
 
     ours, theirs = run(rasterize), run(gsplat.rasterization)
+    torch_path = run(functools.partial(rasterize, backend="torch"))
     return {"ours_ms": round(ours, 3), "gsplat_ms": round(theirs, 3),
-            "overhead_pct": round(100 * (ours / theirs - 1), 2)}
+            "overhead_pct": round(100 * (ours / theirs - 1), 2),
+            "torch_path_ms": round(torch_path, 3),
+            "torch_path_over_gsplat": round(torch_path / theirs, 2)}
 
 
 def _rel(a, b):
@@ -270,7 +275,8 @@ def main(argv=None) -> int:
         result["cuda"] = {f"{n}@{s}": time_cuda(n, s, 20) for n, s in cases}
         for k, v in result["cuda"].items():
             print(f"cuda {k}: ours {v['ours_ms']} ms, gsplat {v['gsplat_ms']} ms, "
-                  f"overhead {v['overhead_pct']} %")
+                  f"overhead {v['overhead_pct']} %; our torch path on CUDA "
+                  f"{v['torch_path_ms']} ms ({v['torch_path_over_gsplat']}x gsplat)", flush=True)
     if args.profile:
         from torch.profiler import ProfilerActivity, profile
 

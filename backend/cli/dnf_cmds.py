@@ -190,12 +190,19 @@ def cmd_fit_generator(args: argparse.Namespace) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    device = args.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    elif device == "cuda" and not torch.cuda.is_available():
+        print("error: --device cuda, but this torch sees no CUDA device (install a CUDA build "
+              "of torch, see the README, or use --device cpu)", file=sys.stderr)
+        return 2
     model = load_checkpoint(args.model_dir)
     t0 = time.monotonic()
     progress = LineProgress()
     try:
         folder = fit_generator(model, Path(args.model_dir), args.preset, progress=progress,
-                               iters_scale=args.iters_scale)
+                               iters_scale=args.iters_scale, device=device)
     finally:
         progress.close()
     print(f"generator for dictionary {model.sha256[:12]}... written to {folder} in "
@@ -263,8 +270,11 @@ def add_dnf_commands(subparsers) -> argparse.ArgumentParser:
                        "(saved into its folder, under generator/)")
     p.add_argument("--model-dir", default=str(SHIPPED), help="DNF model folder (default: the "
                    "shipped tiny model)")
-    p.add_argument("--preset", default="tiny", choices=["tiny", "default"],
-                   help="generator sizes (default %(default)s: CPU-sized)")
+    p.add_argument("--preset", default="tiny", choices=["tiny", "default", "paper"],
+                   help="generator sizes (default %(default)s: CPU-sized; paper: the public "
+                   "code's 1280 x 32 denoiser, for a GPU)")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                   help="where the denoisers train (auto: CUDA when torch sees a GPU)")
     p.add_argument("--iters-scale", type=float, default=1.0,
                    help="multiply the preset's training steps (e.g. 0.01 for a smoke run)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads")

@@ -59,8 +59,8 @@ class Dictionary(nn.Module):
             m = int(residual[j])
             self.residual.append(m)
             out_f, in_f = w.shape
-            a = _orthonormal(out_f, m, gen).to(w.dtype)
-            b = _orthonormal(in_f, m, gen).to(w.dtype)
+            a = _orthonormal(out_f, m, gen).to(w.device, w.dtype)
+            b = _orthonormal(in_f, m, gen).to(w.device, w.dtype)
             self.A.append(nn.Parameter(a))
             self.B.append(nn.Parameter(b))
 

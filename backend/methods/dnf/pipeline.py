@@ -111,8 +111,10 @@ def _train_mlps(model: DNFModel, data: TrainData, run, sloss) -> None:
     preset = model.preset
     tc, n, frames = preset.train, data.count, data.frames
     gen = torch.Generator().manual_seed(tc.seed)
-    codes0 = torch.randn(n, preset.shape.code_dim, generator=gen) * 0.01
-    pose0 = torch.randn(n * frames, preset.motion.pose_dim, generator=gen) * 0.01
+    # drawn on the CPU (the same start on every device), then moved to the training device
+    codes0 = (torch.randn(n, preset.shape.code_dim, generator=gen) * 0.01).to(preset.device)
+    pose0 = (torch.randn(n * frames, preset.motion.pose_dim, generator=gen) * 0.01).to(
+        preset.device)
     rep = model.shape_rep("a")
     model.shape_vecs["a"] = run("shape-a", rep, codes0, sloss, tc.shape_iters, tc.shape_batch,
                                 tc.code_lr, rep.shared_parameters(), tc.shape_lr)

@@ -149,6 +149,7 @@ def optimise(
     history: list[float] = []
     every = max(1, iters // 50)
     m = vec.shape[0]
+    mask = vec_mask.to(vec.device) if vec_mask is not None else None
     for step in range(iters):
         scale = 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * step / max(1, iters)))
         for g, b in zip(opt.param_groups, base, strict=True):
@@ -158,7 +159,7 @@ def optimise(
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if vec_mask is not None and vec.grad is not None:
-            vec.grad.mul_(vec_mask)
+            vec.grad.mul_(mask)
         opt.step()
         history.append(float(loss.detach()))
         if step % every == 0 or step == iters - 1:

@@ -186,6 +186,13 @@ def preview_payload(stage: str, step: int, steps: int, times: list[float],
     return content, arrays
 
 
+def _train_device() -> str:
+    """CUDA (gsplat's rasterizer) when this torch sees a GPU, else the CPU."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def _zero123pp_source(ctx: JobContext, clip, steps: int):
     """Zero123++ pseudo-views of every frame (progress 0.02 -> 0.05; a cancel ends the job)."""
     import torch
@@ -284,7 +291,7 @@ def run_to4d(ctx: JobContext, params: dict, inputs: list[Path]) -> Manifest:
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        result = train(scene, cfg, report, cancelled, preview)
+        result = train(scene, cfg, report, cancelled, preview, device=_train_device())
         notes += [str(w.message) for w in caught if "feature" in str(w.message).lower()]
     ctx.sink("save", 0.96, f"Writing {clip.num_frames} frames")
     times = [float(t) for t in scene.times]

@@ -84,6 +84,9 @@ class DS4DConfig:
     tv_weight: float = 1e-4  # HexPlane total variation (all planes)
     smooth_weight: float = 1e-3  # HexPlane second difference along time
     # misc
+    # "auto": gsplat's CUDA rasterizer when training on CUDA, ours on the CPU; "torch": ours
+    # everywhere (a CUDA machine without gsplat)
+    rasterizer: Literal["auto", "gsplat", "torch"] = "auto"
     tile_size: int | None = None
     num_threads: int | None = None  # torch CPU threads (None: leave as is; tiny: 1)
     seed: int = 0

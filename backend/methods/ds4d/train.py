@@ -180,7 +180,7 @@ def train(
     def render_at(g: Gaussians, frame: int) -> RenderOut:
         bg = torch.rand(V, 3, generator=gen).to(device)
         rgb, alpha, info = g.render(vms_d, Ks_d, W, H, backgrounds=bg, tile_size=cfg.tile_size,
-                                    backend="torch")
+                                    backend=cfg.rasterizer)
         return RenderOut(rgb, alpha, info, {"target": rgba_d[:, frame], "bg": bg})
 
     def loss_of(out: RenderOut, extra: Tensor | None = None) -> tuple[Tensor, dict]:

@@ -40,8 +40,9 @@ class GeneratorPreset:
 
 
 def generator_preset(name: str, frames: int) -> GeneratorPreset:
-    """``tiny`` (CPU) or ``default`` (:mod:`.config`'s defaults) sizes; ``frames``: the
-    training clips' frame count (the motion window is at most that)."""
+    """``tiny`` (CPU), ``default`` (:mod:`.config`'s defaults) or ``paper`` (the public code's
+    GPT denoiser: 1280 wide, 32 blocks, 16 heads, 500 diffusion steps, x0 prediction; for a GPU)
+    sizes; ``frames``: the training clips' frame count (the motion window is at most that)."""
     from .config import (
         DenoiserConfig,
         MotionDenoiserConfig,
@@ -49,6 +50,7 @@ def generator_preset(name: str, frames: int) -> GeneratorPreset:
         OptimConfig,
         ShapeDiffusionConfig,
     )
+    from .noise import NoiseConfig
 
     if name == "tiny":
         window = min(16, frames)
@@ -66,7 +68,19 @@ def generator_preset(name: str, frames: int) -> GeneratorPreset:
         window = min(16, frames)
         return GeneratorPreset("default", ShapeDiffusionConfig(), MotionDiffusionConfig(
             denoiser=MotionDenoiserConfig(window=window), context=max(1, min(8, window - 1))))
-    raise FormatError(f"unknown generator preset {name!r}; accepted: tiny, default")
+    if name == "paper":  # the public code's denoiser (HyperDiffusion's GPT): GPU-sized
+        window = min(16, frames)
+        noise = NoiseConfig(train_steps=500)
+        optim = OptimConfig(iters=100_000, batch=64, lr=1e-4, warmup=1000, ema=0.9999,
+                            log_every=100)
+        return GeneratorPreset(
+            "paper",
+            ShapeDiffusionConfig(denoiser=DenoiserConfig(width=1280, depth=32, heads=16),
+                                 noise=noise, optim=optim),
+            MotionDiffusionConfig(
+                denoiser=MotionDenoiserConfig(width=1280, depth=32, heads=16, window=window),
+                noise=noise, optim=optim, context=max(1, min(8, window - 1))))
+    raise FormatError(f"unknown generator preset {name!r}; accepted: tiny, default, paper")
 
 
 def generator_info(model_folder: Path) -> dict | None:
@@ -136,9 +150,10 @@ def load_model_generator(model_folder: Path, model_sha256: str, label: str | Non
 def fit_generator(model, model_folder: Path, preset: str | GeneratorPreset = "tiny",
                   stage: str = "d",
                   progress: Callable[[str, float, str], None] | None = None,
-                  iters_scale: float = 1.0) -> Path:
+                  iters_scale: float = 1.0, device: str = "cpu") -> Path:
     """Train the shape and motion diffusion on ``model``'s fitted ``stage`` vectors and save
-    them into ``model_folder`` (the folder ``model`` was loaded from)."""
+    them into ``model_folder`` (the folder ``model`` was loaded from); ``device``: where the
+    denoisers train ("cpu" or "cuda")."""
     from dataclasses import replace
 
     from .training import train_motion_diffusion, train_shape_diffusion
@@ -155,9 +170,10 @@ def fit_generator(model, model_folder: Path, preset: str | GeneratorPreset = "ti
                                            iters=max(1, int(scfg.optim.iters * iters_scale))))
         mcfg = replace(mcfg, optim=replace(mcfg.optim,
                                            iters=max(1, int(mcfg.optim.iters * iters_scale))))
-    sgen = train_shape_diffusion(scfg, shapes, model.shape_layout(stage), progress)
+    sgen = train_shape_diffusion(scfg, shapes, model.shape_layout(stage), progress,
+                                 device=device)
     mgen = train_motion_diffusion(mcfg, shapes, motions, sgen.tokenizer,
-                                  model.motion_layout(stage), progress)
+                                  model.motion_layout(stage), progress, device=device)
     for g in (sgen, mgen):
         g.info["dictionary_sha256"] = model.sha256
         g.info["frame_rate"] = float(model.preset.data.fps)

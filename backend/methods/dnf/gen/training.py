@@ -9,6 +9,10 @@ excluded). AdamW, linear warm-up, gradient clipping, optional EMA of the weights
 Progress: ``progress("train-shape" | "train-motion", fraction, message)`` every ``log_every``
 steps; ``cancelled()`` is polled every step and True raises
 :class:`~backend.jobs.api.JobCancelled`.
+
+``device``: where the denoiser trains ("cpu", "cuda"). Batches, noise and timesteps are drawn on
+the CPU from the seeded generator and moved there, so a seed draws the same batches on every
+device; the trained denoiser comes back on the CPU (saving and sampling run there).
 """
 
 from __future__ import annotations
@@ -38,7 +42,8 @@ BatchFn = Callable[[torch.Generator], tuple[torch.Tensor, tuple]]
 
 def train_shape_diffusion(cfg: ShapeDiffusionConfig, vectors: torch.Tensor, layout: FlatLayout,
                           progress: Progress | None = None,
-                          cancelled: Callable[[], bool] | None = None) -> ShapeGenerator:
+                          cancelled: Callable[[], bool] | None = None,
+                          device: str = "cpu") -> ShapeGenerator:
     """Train the unconditional shape denoiser on fitted shape vectors ``[N, D_shape]``."""
     if vectors.dim() != 2:
         raise ValueError(f"shape vectors must be [N, D], got {tuple(vectors.shape)}")
@@ -52,7 +57,7 @@ def train_shape_diffusion(cfg: ShapeDiffusionConfig, vectors: torch.Tensor, layo
         return x0_all[idx], ()
 
     model, info = _fit(model, batch, tok.mask, cfg.noise, cfg.optim, progress, cancelled,
-                       "train-shape")
+                       "train-shape", device)
     info["instances"] = int(vectors.shape[0])
     return ShapeGenerator(cfg, tok, model, info)
 
@@ -60,7 +65,8 @@ def train_shape_diffusion(cfg: ShapeDiffusionConfig, vectors: torch.Tensor, layo
 def train_motion_diffusion(cfg: MotionDiffusionConfig, shape_vectors: torch.Tensor,
                            motion_vectors: torch.Tensor, shape_tokenizer: Tokenizer,
                            layout: FlatLayout, progress: Progress | None = None,
-                           cancelled: Callable[[], bool] | None = None) -> MotionGenerator:
+                           cancelled: Callable[[], bool] | None = None,
+                           device: str = "cpu") -> MotionGenerator:
     """Train the shape-conditioned motion denoiser on windows of fitted motion vectors
     ``[N, T, D_motion]`` of the instances whose shape vectors are ``[N, D_shape]``
     (standardised with ``shape_tokenizer``, the shape generator's)."""
@@ -79,7 +85,7 @@ def train_motion_diffusion(cfg: MotionDiffusionConfig, shape_vectors: torch.Tens
         return wb.frames, (wb.shapes, wb.at_start)
 
     model, info = _fit(model, batch, tok.mask, cfg.noise, cfg.optim, progress, cancelled,
-                       "train-motion")
+                       "train-motion", device)
     info["instances"] = int(motion_vectors.shape[0])
     info["frames"] = int(motion_vectors.shape[1])
     return MotionGenerator(cfg, shape_tokenizer, tok, model, info)
@@ -87,23 +93,28 @@ def train_motion_diffusion(cfg: MotionDiffusionConfig, shape_vectors: torch.Tens
 
 def _fit(model: nn.Module, batch: BatchFn, mask: torch.Tensor, noise: NoiseConfig,
          opt: OptimConfig, progress: Progress | None, cancelled: Callable[[], bool] | None,
-         stage: str) -> tuple[nn.Module, dict]:
-    """The shared loop; returns the trained model (its EMA when ``opt.ema``) in eval mode."""
+         stage: str, device: str = "cpu") -> tuple[nn.Module, dict]:
+    """The shared loop; returns the trained model (its EMA when ``opt.ema``) in eval mode, on
+    the CPU."""
     gen = torch.Generator().manual_seed(opt.seed)
     sched = noise.training_scheduler()
+    model = model.to(device)
     optim = torch.optim.AdamW(model.parameters(), lr=opt.lr, weight_decay=opt.weight_decay)
     warm = torch.optim.lr_scheduler.LambdaLR(
         optim, lambda s: min(1.0, (s + 1) / max(1, opt.warmup)))
     ema = copy.deepcopy(model).requires_grad_(False) if opt.ema > 0 else None
-    real = mask.float()
+    real_cpu = mask.float()
+    real = real_cpu.to(device)
     losses, window, t0 = [], [], time.monotonic()
     model.train()
     for step in range(opt.iters):
         if cancelled is not None and cancelled():
             raise JobCancelled(f"{stage} cancelled at step {step} of {opt.iters}")
         x0, extra = batch(gen)
-        eps = torch.randn(x0.shape, generator=gen) * real
+        eps = torch.randn(x0.shape, generator=gen) * real_cpu
         t = torch.randint(noise.train_steps, (x0.shape[0],), generator=gen)
+        x0, eps, t = x0.to(device), eps.to(device), t.to(device)
+        extra = tuple(e.to(device) for e in extra)
         xt = sched.add_noise(x0, eps, t)
         target = training_target(noise, sched, x0, eps, t)
         pred = model(xt, t, *extra)
@@ -125,7 +136,7 @@ def _fit(model: nn.Module, batch: BatchFn, mask: torch.Tensor, noise: NoiseConfi
             if progress is not None:
                 progress(stage, (step + 1) / opt.iters,
                          f"step {step + 1}/{opt.iters} loss {losses[-1]:.4f}")
-    out = ema if ema is not None else model
+    out = (ema if ema is not None else model).to("cpu")
     info = {"iters": opt.iters, "seconds": round(time.monotonic() - t0, 2),
             "losses": [round(v, 6) for v in losses], "log_every": opt.log_every}
     return out.eval(), info
