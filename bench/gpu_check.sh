@@ -13,7 +13,7 @@ set -u
 OUT=${OUT:-out/gpu}
 mkdir -p "$OUT"
 PY=${PY:-python3}
-STEPS=${STEPS:-200}
+STEPS=${STEPS:-200}  # per stage; DNF_ONLY, DNF_STEPS, DNF_TIMEOUT narrow the DNF part
 export PYTHONUNBUFFERED=1 TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0} MAX_JOBS=${MAX_JOBS:-8}
 export PATH=$PATH:/usr/local/cuda/bin
 export PYTHONPATH=$PWD
@@ -36,9 +36,10 @@ stamp "gsplat build (background)"
   echo "gsplat rc=$?" ) > "$OUT/gsplat_build.log" 2>&1 &
 GS=$!
 
-stamp "DNF paper stages"
-timeout 240 $PY bench/gpu_steps.py --device cuda --only fields gen --steps "$STEPS" --warmup 10 \
-  --tf32 > "$OUT/dnf.log" 2>&1
+DNF_ONLY=${DNF_ONLY:-fields gen}
+stamp "DNF paper stages ($DNF_ONLY)"
+timeout "${DNF_TIMEOUT:-240}" $PY bench/gpu_steps.py --device cuda --only $DNF_ONLY \
+  --steps "${DNF_STEPS:-$STEPS}" --warmup 5 --tf32 > "$OUT/dnf.log" 2>&1
 echo "dnf rc=$?" >> "$OUT/dnf.log"
 grep -E "s/step|rc=|Error|error" "$OUT/dnf.log" | tail -20
 

@@ -51,7 +51,7 @@ def choose_tile_size(means2d: Tensor, radii: Tensor, width: int, height: int) ->
     best, best_cost = CPU_TILE_SIZES[0], math.inf
     for ts in CPU_TILE_SIZES:
         tx, ty = tile_grid(width, height, ts)
-        lim = torch.tensor([tx, ty], dtype=torch.float64)
+        lim = torch.tensor([tx, ty], dtype=torch.float64, device=m.device)
         lo = torch.minimum(torch.floor((m - r) / ts).clamp_min(0), lim)
         hi = torch.minimum(torch.ceil((m + r) / ts).clamp_min(0), lim)
         pairs = float(((hi - lo)[:, 0] * (hi - lo)[:, 1]).sum())
@@ -168,6 +168,9 @@ def rasterize(
             raise RasterizerUnavailable(
                 f"backend='gsplat' needs CUDA tensors, got means on {means.device}"
             )
+        # gsplat defaults to packed=True, whose meta differs from the shapes documented above
+        # (and whose rasterize_to_pixels rejects [C, D] backgrounds in gsplat 1.5.3)
+        gsplat_kwargs.setdefault("packed", False)
         return gsplat_rasterization(
             means, quats, scales, opacities, colors, viewmats, Ks, width, height,
             near_plane=near_plane, far_plane=far_plane, radius_clip=radius_clip, eps2d=eps2d,

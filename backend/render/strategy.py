@@ -170,7 +170,7 @@ class CPUDefaultStrategy:
             return torch.cat([p[rest], new])
 
         def state_fn(_: str, v: Tensor) -> Tensor:
-            return torch.cat([v[rest], torch.zeros((2 * len(sel), *v.shape[1:]), dtype=v.dtype)])
+            return torch.cat([v[rest], v.new_zeros((2 * len(sel), *v.shape[1:]))])
 
         _update(params, optimizers, param_fn, state_fn)
 
