@@ -137,9 +137,12 @@ def bench_dnf(args, clock: StepClock, rows: list, result: dict) -> None:
             traceback.print_exc()
         for stage, iters in full.items():
             _row(clock, stage, iters, rows, result, "DNF fields")
-    if "gen" in args.only and model is None and "fields" not in args.only:
+    gens = [g for g in ("gen", "gen-motion") if g in args.only]
+    if gens and model is None and "fields" not in args.only:
         model = _untrained_stage_d(preset, count)
-    if "gen" in args.only and model is not None:
+    if gens and model is not None:
+        from backend.methods.dnf.gen.tokens import Tokenizer
+
         gp = generator_preset(args.preset, paper.data.frames)
 
         def short(cfg):
@@ -148,13 +151,19 @@ def bench_dnf(args, clock: StepClock, rows: list, result: dict) -> None:
 
         def grep(stage: str, fraction: float, message: str) -> None:
             clock.mark(stage, round(fraction * n_iter))
+            print(f"  {stage} {message}", flush=True)
 
+        shapes = model.shape_vecs["d"].cpu()
         try:
-            sgen = train_shape_diffusion(short(gp.shape), model.shape_vecs["d"].cpu(),
-                                         model.shape_layout("d"), grep, device=args.device)
-            _row(clock, "train-shape", gp.shape.optim.iters, rows, result, "DNF diffusion")
-            train_motion_diffusion(short(gp.motion), model.shape_vecs["d"].cpu(),
-                                   model.motion_vecs["d"].cpu(), sgen.tokenizer,
+            if "gen" in gens:
+                sgen = train_shape_diffusion(short(gp.shape), shapes, model.shape_layout("d"),
+                                             grep, device=args.device)
+                _row(clock, "train-shape", gp.shape.optim.iters, rows, result, "DNF diffusion")
+                tok = sgen.tokenizer
+            else:  # the motion denoiser alone: it needs only the shape tokens' statistics
+                tok = Tokenizer.fit(model.shape_layout("d"), shapes)
+            train_motion_diffusion(short(gp.motion), shapes,
+                                   model.motion_vecs["d"].cpu(), tok,
                                    model.motion_layout("d"), grep, device=args.device)
             _row(clock, "train-motion", gp.motion.optim.iters, rows, result, "DNF diffusion")
         except Exception:
@@ -250,7 +259,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=200, help="timed steps per stage")
     ap.add_argument("--warmup", type=int, default=10, help="untimed steps first")
     ap.add_argument("--only", nargs="+", default=["fields", "gen", "ds4d"],
-                    choices=["fields", "gen", "ds4d"])
+                    choices=["fields", "gen", "gen-motion", "ds4d"],
+                    help="gen: both denoisers; gen-motion: the motion denoiser alone")
     ap.add_argument("--instances", type=int, default=453,
                     help="DNF synthetic instances (default: the paper preset's 453 training "
                     "instances; 0: count the preset's data selection, which needs the data)")
@@ -295,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     result: dict = {"device": name, "torch": torch.__version__, "tf32": args.tf32,
                     "rasterizer": args.rasterizer,
                     "steps": args.steps, "warmup": args.warmup, "stages": {}, "errors": {}}
-    if {"fields", "gen"} & set(args.only):
+    if {"fields", "gen", "gen-motion"} & set(args.only):
         bench_dnf(args, clock, rows, result)
     if "ds4d" in args.only:
         bench_ds4d(args, clock, rows, result)
