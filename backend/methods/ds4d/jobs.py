@@ -186,11 +186,21 @@ def preview_payload(stage: str, step: int, steps: int, times: list[float],
     return content, arrays
 
 
-def _train_device() -> str:
-    """CUDA (gsplat's rasterizer) when this torch sees a GPU, else the CPU."""
+def _train_device() -> tuple[str, str, str | None]:
+    """(device, rasterizer, note): CUDA with gsplat when this torch sees a GPU and gsplat
+    imports; CUDA with our rasterizer (much slower than gsplat, faster than the CPU) when gsplat
+    is missing, with a note saying how to install it; else the CPU."""
     import torch
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    from backend.render.dispatch import gsplat_available
+
+    if not torch.cuda.is_available():
+        return "cpu", "auto", None
+    if gsplat_available():
+        return "cuda", "auto", None
+    return "cuda", "torch", ("gsplat is not installed on the server, so training used the "
+                             "built-in rasterizer on the GPU (50-200x slower than gsplat); "
+                             "install it with `pip install -e '.[cuda]'`")
 
 
 def _zero123pp_source(ctx: JobContext, clip, steps: int):
@@ -291,7 +301,10 @@ def run_to4d(ctx: JobContext, params: dict, inputs: list[Path]) -> Manifest:
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        result = train(scene, cfg, report, cancelled, preview, device=_train_device())
+        device, cfg.rasterizer, device_note = _train_device()
+        if device_note:
+            notes.append(device_note)
+        result = train(scene, cfg, report, cancelled, preview, device=device)
         notes += [str(w.message) for w in caught if "feature" in str(w.message).lower()]
     ctx.sink("save", 0.96, f"Writing {clip.num_frames} frames")
     times = [float(t) for t in scene.times]
