@@ -10,7 +10,6 @@ give the same bits in any process.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 from pathlib import Path
@@ -19,6 +18,7 @@ import torch
 from torch import nn
 
 from backend.render.gaussians import Gaussians
+from backend.torch_threads import single_thread
 
 from .deformation import DeformationConfig, DeformationField
 from .hexplane import HexPlaneConfig
@@ -27,17 +27,6 @@ from .tssf import TSSF
 
 STATE_FORMAT = "anim4d.ds4d.state/1"
 _G_KEYS = ("means", "quats", "log_scales", "opacity_logits", "sh0", "shN")
-
-
-@contextlib.contextmanager
-def single_thread():
-    """One torch thread inside: reductions then give the same bits in any process."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(n)
 
 
 class DS4DModel:

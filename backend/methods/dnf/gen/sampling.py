@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import torch
 
 from backend.jobs.api import JobCancelled
+from backend.torch_threads import single_thread
 
 from .noise import NoiseConfig
 
@@ -79,25 +80,27 @@ def ddim_sample(denoise: Denoise, shape: tuple[int, ...], noise: NoiseConfig, st
     mask = None if known_mask is None else known_mask.expand(shape)
     rounds = 1 + (resample if mask is not None else 0)
     jump = noise.train_steps // sched.num_inference_steps
-    for t in sched.timesteps:
-        tb = t.reshape(1).expand(b)
-        for r in range(rounds):
-            counter.before()
-            if mask is not None:
-                eps = torch.randn(shape, generator=generator)
-                x = torch.where(mask, sched.add_noise(known, eps, tb), x)
-            with torch.no_grad():
-                out = denoise(x, tb)
-            prev = sched.step(out, t, x, eta=eta, generator=generator).prev_sample
-            if r + 1 < rounds:  # back to level t: q(x_t | x_prev)
-                ab_t = sched.alphas_cumprod[int(t)]
-                ab_prev = sched.alphas_cumprod[int(t) - jump] if int(t) >= jump \
-                    else sched.final_alpha_cumprod
-                keep = ab_t / ab_prev
-                x = keep.sqrt() * prev + (1 - keep).sqrt() * torch.randn(shape, generator=generator)
-            else:
-                x = prev
-            counter.after()
+    with single_thread():  # a few dozen tokens: one thread is fastest (see its module)
+        for t in sched.timesteps:
+            tb = t.reshape(1).expand(b)
+            for r in range(rounds):
+                counter.before()
+                if mask is not None:
+                    eps = torch.randn(shape, generator=generator)
+                    x = torch.where(mask, sched.add_noise(known, eps, tb), x)
+                with torch.no_grad():
+                    out = denoise(x, tb)
+                prev = sched.step(out, t, x, eta=eta, generator=generator).prev_sample
+                if r + 1 < rounds:  # back to level t: q(x_t | x_prev)
+                    ab_t = sched.alphas_cumprod[int(t)]
+                    ab_prev = sched.alphas_cumprod[int(t) - jump] if int(t) >= jump \
+                        else sched.final_alpha_cumprod
+                    keep = ab_t / ab_prev
+                    fresh = torch.randn(shape, generator=generator)
+                    x = keep.sqrt() * prev + (1 - keep).sqrt() * fresh
+                else:
+                    x = prev
+                counter.after()
     if mask is not None:
         x = torch.where(mask, known, x)
     return x
