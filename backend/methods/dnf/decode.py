@@ -15,27 +15,24 @@ import torch
 from shared.errors import FormatError
 from shared.meshseq import MeshSequence
 
+from .shared_points import eval_shared_points
 from .train import FieldRep
 
 
-def sdf_grid(rep: FieldRep, shape_vec: torch.Tensor, resolution: int, bound: float = 1.0,
-             chunk: int = 65_536) -> np.ndarray:
+def sdf_grid(rep: FieldRep, shape_vec: torch.Tensor, resolution: int,
+             bound: float = 1.0) -> np.ndarray:
     """SDF ``[R, R, R]`` (index ``[i, j, k]`` = point ``(x_i, y_j, z_k)``) of one instance."""
     axis = torch.linspace(-bound, bound, resolution)
     grid = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), dim=-1).reshape(-1, 3)
-    return query_sdf(rep, shape_vec, grid, chunk).reshape(resolution, resolution, resolution)
+    return query_sdf(rep, shape_vec, grid).reshape(resolution, resolution, resolution)
 
 
-def query_sdf(rep: FieldRep, shape_vec: torch.Tensor, points: torch.Tensor | np.ndarray,
-              chunk: int = 65_536) -> np.ndarray:
-    """SDF ``[P]`` at ``points`` ``[P, 3]`` for one shape vector ``[D]``."""
+def query_sdf(rep: FieldRep, shape_vec: torch.Tensor,
+              points: torch.Tensor | np.ndarray) -> np.ndarray:
+    """SDF ``[P]`` at ``points`` ``[P, 3]`` for one shape vector ``[D]`` (in chunks,
+    :func:`.shared_points.eval_shared_points`)."""
     pts = torch.as_tensor(points, dtype=torch.float32)
-    out = np.empty(pts.shape[0], dtype=np.float32)
-    vec = shape_vec.reshape(1, -1).float()
-    with torch.no_grad():
-        for s in range(0, pts.shape[0], chunk):
-            out[s:s + chunk] = rep(pts[None, s:s + chunk], vec)[0, :, 0].numpy()
-    return out
+    return eval_shared_points(rep, pts, shape_vec.reshape(1, -1).float())[0, :, 0].numpy()
 
 
 def marching_cubes(grid: np.ndarray, bound: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
@@ -78,18 +75,14 @@ def interpolate_vectors(frame_times: np.ndarray, vecs: torch.Tensor,
 
 
 def displace(motion_rep: FieldRep, verts: np.ndarray, shape_code: torch.Tensor,
-             motion_vecs: torch.Tensor, chunk: int = 32_768) -> np.ndarray:
+             motion_vecs: torch.Tensor) -> np.ndarray:
     """Canonical ``verts`` ``[V, 3]`` moved by each of ``motion_vecs`` ``[Q, D]``
     -> ``[Q, V, 3]``."""
     v = torch.as_tensor(verts, dtype=torch.float32)
     q = motion_vecs.shape[0]
-    out = np.empty((q, v.shape[0], 3), dtype=np.float32)
     cond = shape_code.reshape(1, -1).float().expand(q, -1)
-    with torch.no_grad():
-        for s in range(0, v.shape[0], chunk):
-            x = v[None, s:s + chunk].expand(q, -1, -1)
-            out[:, s:s + chunk] = (x + motion_rep(x, motion_vecs.float(), cond)).numpy()
-    return out
+    # the same points for every frame: dense per-frame weights (.shared_points)
+    return (v[None] + eval_shared_points(motion_rep, v, motion_vecs, cond)).numpy()
 
 
 def decode(
