@@ -5,6 +5,8 @@ the still training clips it was trained without are the ones its record names.""
 from __future__ import annotations
 
 import json
+import shutil
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -14,10 +16,12 @@ from backend.methods.dnf.checkpoint import load_checkpoint
 from backend.methods.dnf.creature_jobs import run_sample
 from backend.methods.dnf.gen.clips import clip_motion_shares, moving_clips
 from backend.methods.dnf.gen.creature import motion_share
-from backend.methods.dnf.gen.store import MIN_CLIP_MOTION
+from backend.methods.dnf.gen.store import MIN_CLIP_MOTION, fit_generator, load_model_generator
 from backend.methods.dnf.model_files import SHIPPED_DIR
 from shared.errors import FormatError
 from shared.meshseq import load_npz
+
+from .conftest import micro_generator_preset
 
 TINY = SHIPPED_DIR / "tiny"
 # The bar of issue 9 ("frames that move"). Seed 0 at 48^3 (the job's other defaults): measured
@@ -57,8 +61,10 @@ def test_the_shipped_motion_generator_was_trained_without_the_still_clips():
     assert shares[0] < MIN_CLIP_MOTION <= shares[1]
 
 
-def test_moving_clips_leaves_out_the_clips_under_the_threshold(creature_models):
-    model = load_checkpoint(creature_models / "dnf" / "micro")
+def test_moving_clips_leaves_out_the_clips_under_the_threshold(creature_models, tmp_path):
+    folder = tmp_path / "micro"
+    shutil.copytree(creature_models / "dnf" / "micro", folder)
+    model = load_checkpoint(folder)
     shares = clip_motion_shares(model, "d")
     assert len(shares) == 2 and shares.min() > 0
     keep, still = moving_clips(model, "d", 0.0)  # off: everything kept, nothing measured
@@ -69,3 +75,11 @@ def test_moving_clips_leaves_out_the_clips_under_the_threshold(creature_models):
     assert still == [[model.instances[lo]["name"], pytest.approx(shares[lo], abs=1e-5)]]
     with pytest.raises(FormatError, match="none of the 2 clips"):
         moving_clips(model, "d", float(shares.max()) * 1.01)
+    # fit_generator trains the motion diffusion on the moving clip alone, and says so
+    p = micro_generator_preset()
+    p = replace(p, motion=replace(p.motion, min_clip_motion=float(shares.mean())))
+    fit_generator(model, folder, p)
+    _, mgen, _ = load_model_generator(folder, model.sha256)
+    assert mgen.info["instances"] == 1 and mgen.info["frames"] == 5
+    assert mgen.tokenizer.count == 5  # motion statistics of that clip's 5 frames only
+    assert [n for n, _ in mgen.info["still_clips"]] == [model.instances[lo]["name"]]
