@@ -69,7 +69,9 @@ class MotionDiffusionConfig:
     longer than the window, and ``resample``: harmonisation rounds per step of a continuation
     window (sampling defaults, :mod:`.sampling`); ``min_clip_motion``: training clips whose
     decoded motion moves the vertices less than this share of the bounding-box diagonal are
-    left out of motion training (:mod:`.clips`; 0 = keep all)."""
+    left out of motion training (:mod:`.clips`; 0 = keep all). It is applied by
+    :func:`.store.fit_generator`, which has the model to decode the clips with;
+    :func:`.training.train_motion_diffusion` trains on the vectors it is given."""
 
     denoiser: MotionDenoiserConfig = field(default_factory=MotionDenoiserConfig)
     noise: NoiseConfig = field(default_factory=NoiseConfig)
