@@ -289,8 +289,12 @@ def main() -> int:
                                            ).resolve():
         command += f" --checkpoint {args.checkpoint}"
     seconds = time.monotonic() - t0
-    out.write_text(to_markdown(model, refs, ref_pts, results, settings, args.quick, command,
-                               picture.name, seconds))
+    text = to_markdown(model, refs, ref_pts, results, settings, args.quick, command,
+                       picture.name, seconds)
+    old = out.read_text() if out.is_file() else ""
+    if "\n## Sample checks" in old:  # bench/eval_dnf_samples.py's section: kept as it was
+        text = text.rstrip("\n") + "\n\n" + old[old.index("\n## Sample checks") + 1:]
+    out.write_text(text)
     summary = {k: {"mmd": r.metrics.mmd, "cov": r.metrics.cov, "nna": r.metrics.nna,
                    "empty": r.empty, "copy_ratio_min": float(np.nanmin(r.copy.ratio)),
                    "seconds": r.seconds} for k, r in results.items()}

@@ -9,6 +9,7 @@ Modules (one job each):
 - :mod:`.motion_denoiser` the window denoiser over motion tokens: spatial, cross (to the
   shape's tokens) and temporal attention;
 - :mod:`.windows` motion training windows with time-reversal augmentation;
+- :mod:`.clips` which training clips move; the still ones are left out of motion training;
 - :mod:`.sampling` DDIM loops, inpainting of known entries, window-by-window extension,
   progress and cancellation per diffusion step;
 - :mod:`.training` ``train_shape_diffusion`` / ``train_motion_diffusion``;

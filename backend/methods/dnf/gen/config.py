@@ -67,7 +67,11 @@ class MotionDiffusionConfig:
     ``start_prob``: chance that a training window starts at frame 0 (the rest pose), which the
     first window of a sample is generated as; ``context``: frames kept as known when a sample is
     longer than the window, and ``resample``: harmonisation rounds per step of a continuation
-    window (sampling defaults, :mod:`.sampling`)."""
+    window (sampling defaults, :mod:`.sampling`); ``min_clip_motion``: training clips whose
+    decoded motion moves the vertices less than this share of the bounding-box diagonal are
+    left out of motion training (:mod:`.clips`; 0 = keep all). It is applied by
+    :func:`.store.fit_generator`, which has the model to decode the clips with;
+    :func:`.training.train_motion_diffusion` trains on the vectors it is given."""
 
     denoiser: MotionDenoiserConfig = field(default_factory=MotionDenoiserConfig)
     noise: NoiseConfig = field(default_factory=NoiseConfig)
@@ -76,6 +80,7 @@ class MotionDiffusionConfig:
     start_prob: float = 0.25
     context: int = 8
     resample: int = 2
+    min_clip_motion: float = 0.0
 
     def __post_init__(self) -> None:
         if not 1 <= self.context < self.denoiser.window:
@@ -83,6 +88,8 @@ class MotionDiffusionConfig:
                              f"{self.denoiser.window - 1}, got {self.context}")
         if self.resample < 0:
             raise ValueError(f"resample must be at least 0, got {self.resample}")
+        if not 0.0 <= self.min_clip_motion < 1.0:
+            raise ValueError(f"min_clip_motion must be in [0, 1), got {self.min_clip_motion}")
         for name in ("reverse_prob", "start_prob"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")

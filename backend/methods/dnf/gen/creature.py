@@ -207,13 +207,14 @@ def sample_creatures(model, shape_gen, motion_gen, n: int, times: np.ndarray, se
     ``min_piece``: surface pieces under this share of a creature's area are dropped
     (:func:`drop_small_pieces`; ``meta["dropped_pieces"]`` counts them per creature).
     ``min_motion``: a creature whose motion moves its vertices less than this share of its
-    bounding-box diagonal (:func:`motion_share`; about a fifth of the training clips are idles
-    that do) gets its motion redrawn with the next seeds, up to :data:`MOTION_REDRAWS` times,
-    and keeps the draw that moves most (``meta["motion_redraws"]``: which draw, per creature;
-    0 = the first). Motion is conditioned on the shape, so a shape close to a training idle's
-    can stay below the threshold. ``min_spread``: a shape nearer than this many times the
-    dictionary's own spacing (:func:`shape_spacing`) to an earlier one of the batch is redrawn
-    (:func:`distinct_shapes`; ``meta["shape_redraws"]``).
+    bounding-box diagonal (:func:`motion_share`; an idle) gets its motion redrawn with the next
+    seeds, up to :data:`MOTION_REDRAWS` times, and keeps the draw that moves most
+    (``meta["motion_redraws"]``: which draw, per creature; 0 = the first). Motion is
+    conditioned on the shape, so a shape that the generator learnt to idle can stay below the
+    threshold: the presets therefore train the motion diffusion without the still clips
+    (:mod:`.clips`), and the redraw is the fallback. ``min_spread``: a shape nearer than this
+    many times the dictionary's own spacing (:func:`shape_spacing`) to an earlier one of the
+    batch is redrawn (:func:`distinct_shapes`; ``meta["shape_redraws"]``).
     """
     motion_fps = float(motion_gen.info.get("frame_rate") or model.preset.data.fps)
     shapes = shape_gen.sample(n, seed=seed, steps=steps, progress=progress, cancelled=cancelled)

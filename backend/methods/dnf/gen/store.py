@@ -30,6 +30,8 @@ SET_FORMAT = "anim4d-dnf-generator-set"
 SET_VERSION = 1
 FIT_COMMAND = "python -m backend.methods.dnf.cli fit-generator --model-dir {folder}"
 WEIGHTS = ("shape.safetensors", "motion.safetensors")
+#: both presets leave clips moving under 1 % of their size out of motion training (:mod:`.clips`)
+MIN_CLIP_MOTION = 0.01
 
 
 @dataclass(frozen=True)
@@ -63,11 +65,13 @@ def generator_preset(name: str, frames: int) -> GeneratorPreset:
                 denoiser=MotionDenoiserConfig(width=48, depth=2, heads=4, window=window),
                 optim=OptimConfig(iters=3000, batch=16, lr=1e-3, warmup=100, ema=0.995,
                                   log_every=50),
-                context=max(1, min(4, window - 1)), resample=1))
+                context=max(1, min(4, window - 1)), resample=1,
+                min_clip_motion=MIN_CLIP_MOTION))
     if name == "default":  # the gen.config defaults (GPU-sized for the tiny dictionary)
         window = min(16, frames)
         return GeneratorPreset("default", ShapeDiffusionConfig(), MotionDiffusionConfig(
-            denoiser=MotionDenoiserConfig(window=window), context=max(1, min(8, window - 1))))
+            denoiser=MotionDenoiserConfig(window=window), context=max(1, min(8, window - 1)),
+            min_clip_motion=MIN_CLIP_MOTION))
     if name == "paper":  # the public code's denoiser (HyperDiffusion's GPT): GPU-sized
         window = min(16, frames)
         noise = NoiseConfig(train_steps=500)
@@ -79,7 +83,8 @@ def generator_preset(name: str, frames: int) -> GeneratorPreset:
                                  noise=noise, optim=optim),
             MotionDiffusionConfig(
                 denoiser=MotionDenoiserConfig(width=1280, depth=32, heads=16, window=window),
-                noise=noise, optim=optim, context=max(1, min(8, window - 1))))
+                noise=noise, optim=optim, context=max(1, min(8, window - 1)),
+                min_clip_motion=MIN_CLIP_MOTION))
     raise FormatError(f"unknown generator preset {name!r}; accepted: tiny, default, paper")
 
 
@@ -156,6 +161,7 @@ def fit_generator(model, model_folder: Path, preset: str | GeneratorPreset = "ti
     denoisers train ("cpu" or "cuda")."""
     from dataclasses import replace
 
+    from .clips import CLIP_RESOLUTION, moving_clips
     from .training import train_motion_diffusion, train_shape_diffusion
 
     if stage not in model.stages:
@@ -172,8 +178,13 @@ def fit_generator(model, model_folder: Path, preset: str | GeneratorPreset = "ti
                                            iters=max(1, int(mcfg.optim.iters * iters_scale))))
     sgen = train_shape_diffusion(scfg, shapes, model.shape_layout(stage), progress,
                                  device=device)
-    mgen = train_motion_diffusion(mcfg, shapes, motions, sgen.tokenizer,
+    if progress is not None and mcfg.min_clip_motion > 0:
+        progress("clips", 0.0, f"measuring the motion of {shapes.shape[0]} clips")
+    keep, still = moving_clips(model, stage, mcfg.min_clip_motion)
+    mgen = train_motion_diffusion(mcfg, shapes[keep], motions[keep], sgen.tokenizer,
                                   model.motion_layout(stage), progress, device=device)
+    mgen.info["still_clips"] = still  # [[name, motion share], ...] left out of motion training
+    mgen.info["clip_motion_resolution"] = CLIP_RESOLUTION
     for g in (sgen, mgen):
         g.info["dictionary_sha256"] = model.sha256
         g.info["frame_rate"] = float(model.preset.data.fps)
