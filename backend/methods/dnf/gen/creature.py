@@ -32,6 +32,7 @@ from backend.data.mesh_pieces import drop_small_pieces
 from shared.errors import FormatError
 
 from ..decode import displace, interpolate_vectors, marching_cubes, query_sdf
+from ..metrics import chamfer, surface_points
 from .mc import sdf_grid_fine
 
 COEFF_FORMAT = "anim4d-dnf-creatures"
@@ -100,6 +101,20 @@ class Creatures:
 
 MOTION_REDRAWS = 4
 SHAPE_REDRAWS = 4
+#: surface samples per creature for ``min_chamfer`` (as the metrics: 2,048)
+SPREAD_POINTS = 2048
+
+
+def _nearest(pts: np.ndarray, others: list[np.ndarray]) -> float:
+    """Smallest Chamfer distance from ``pts`` to any of ``others`` (inf when none)."""
+    return min((chamfer(pts, o) for o in others), default=float("inf"))
+
+
+def _check_cancel(cancelled, message: str) -> None:
+    if cancelled is not None and cancelled():
+        from backend.jobs.api import JobCancelled
+
+        raise JobCancelled(message)
 
 
 def shape_spacing(model, stage: str) -> float:
@@ -198,7 +213,8 @@ def project_to_surface(model, stage: str, shape_vec: torch.Tensor, verts: np.nda
 def sample_creatures(model, shape_gen, motion_gen, n: int, times: np.ndarray, seed: int,
                      steps: int, resolution: int, stage: str = "d", progress=None,
                      cancelled=None, min_piece: float = 0.0, min_motion: float = 0.0,
-                     min_spread: float = 0.0) -> tuple[Creatures, list[np.ndarray]]:
+                     min_spread: float = 0.0,
+                     min_chamfer: float = 0.0) -> tuple[Creatures, list[np.ndarray]]:
     """Sample ``n`` creatures and their vertices at ``times`` (seconds from 0).
 
     Returns the :class:`Creatures` (normalised units, identity transforms) and n vertex arrays
@@ -214,39 +230,59 @@ def sample_creatures(model, shape_gen, motion_gen, n: int, times: np.ndarray, se
     threshold: the presets therefore train the motion diffusion without the still clips
     (:mod:`.clips`), and the redraw is the fallback. ``min_spread``: a shape nearer than this
     many times the dictionary's own spacing (:func:`shape_spacing`) to an earlier one of the
-    batch is redrawn (:func:`distinct_shapes`; ``meta["shape_redraws"]``).
+    batch is redrawn (:func:`distinct_shapes`; ``meta["shape_redraws"]``). ``min_chamfer``: a
+    creature whose canonical surface is nearer than this (symmetric squared Chamfer of
+    :data:`SPREAD_POINTS` surface samples, normalised units) to an earlier one's is redrawn with
+    the next seeds, up to :data:`SHAPE_REDRAWS` times, and the draw farthest from the others
+    stays (``meta["surface_redraws"]``): near vectors are not the only twins, since the flat
+    vector's dimensions matter very unequally to the surface. Shapes are meshed (and redrawn)
+    before the motion is sampled for them.
     """
     motion_fps = float(motion_gen.info.get("frame_rate") or model.preset.data.fps)
     shapes = shape_gen.sample(n, seed=seed, steps=steps, progress=progress, cancelled=cancelled)
     shape_redraws = distinct_shapes(shape_gen, shapes, min_spread * shape_spacing(model, stage),
                                      seed, steps)
-    frames = motion_frames_for(times, motion_fps)
-    motions = motion_gen.sample(shapes, frames, seed=seed + 1, steps=steps, progress=progress,
-                                cancelled=cancelled)
-    canon, faces, seqs, dropped, redraws = [], [], [], [], [0] * n
+    canon, faces, dropped, surface_redraws = [], [], [], [0] * n
+    surfaces: list[np.ndarray] = []  # canonical surface samples, for min_chamfer
     for i in range(n):
-        if cancelled is not None and cancelled():
-            from backend.jobs.api import JobCancelled
-
-            raise JobCancelled(f"cancelled before meshing creature {i + 1} of {n}")
+        _check_cancel(cancelled, f"cancelled before meshing creature {i + 1} of {n}")
         if progress is not None:
             progress("mesh", i / n, f"marching cubes, creature {i + 1}/{n}")
         v, f, info = mesh_shape(model, stage, shapes[i], resolution, min_piece=min_piece)
-        dropped.append(info["dropped_pieces"])
         if f.shape[0] == 0:
             raise FormatError(f"sampled creature {i + 1} (seed {seed}) has no surface: its SDF "
                               "does not cross zero; try another seed")
+        pts = surface_points(v, f, SPREAD_POINTS, seed=i)
+        near = _nearest(pts, surfaces)
+        for k in range(1, SHAPE_REDRAWS + 1):  # a twin of an earlier creature: redraw the shape
+            if min_chamfer <= 0 or near >= min_chamfer:
+                break
+            _check_cancel(cancelled, f"cancelled while redrawing creature {i + 1}'s shape")
+            cand = shape_gen.sample(1, seed=seed + 15_485_863 * k + i, steps=steps)[0]
+            cv, cf, cinfo = mesh_shape(model, stage, cand, resolution, min_piece=min_piece)
+            if cf.shape[0] == 0:
+                continue
+            cpts = surface_points(cv, cf, SPREAD_POINTS, seed=i)
+            cnear = _nearest(cpts, surfaces)
+            if cnear > near:
+                shapes[i], v, f, info, pts, near = cand, cv, cf, cinfo, cpts, cnear
+                surface_redraws[i] = k
+        surfaces.append(pts)
+        dropped.append(info["dropped_pieces"])
         canon.append(v)
         faces.append(f)
+    frames = motion_frames_for(times, motion_fps)
+    motions = motion_gen.sample(shapes, frames, seed=seed + 1, steps=steps, progress=progress,
+                                cancelled=cancelled)
+    seqs, redraws = [], [0] * n
+    for i in range(n):
+        v = canon[i]
         seq = animate(model, stage, v, shapes[i], motions[i], motion_fps, times)
         best = motion_share(v, seq)
         for k in range(1, MOTION_REDRAWS + 1):  # an idle draw: redraw this creature's motion
             if min_motion <= 0 or best >= min_motion:
                 break
-            if cancelled is not None and cancelled():
-                from backend.jobs.api import JobCancelled
-
-                raise JobCancelled(f"cancelled while redrawing creature {i + 1}'s motion")
+            _check_cancel(cancelled, f"cancelled while redrawing creature {i + 1}'s motion")
             m = motion_gen.sample(shapes[i:i + 1], frames, seed=seed + 1 + 7919 * k + i,
                                   steps=steps)[0]
             s = animate(model, stage, v, shapes[i], m, motion_fps, times)
@@ -259,5 +295,6 @@ def sample_creatures(model, shape_gen, motion_gen, n: int, times: np.ndarray, se
             "resolution": int(resolution), "min_piece": float(min_piece),
             "dropped_pieces": dropped, "min_motion": float(min_motion),
             "motion_redraws": redraws, "min_spread": float(min_spread),
-            "shape_redraws": shape_redraws}
+            "shape_redraws": shape_redraws, "min_chamfer": float(min_chamfer),
+            "surface_redraws": surface_redraws}
     return Creatures(shapes, motions, motion_fps, stage, canon, faces, ident, meta), seqs
