@@ -39,7 +39,10 @@ sys.path.insert(0, str(ROOT))
 PAPER = "paper (DeformingThings4D): MMD 15.3 vs 16.0, COV 54.1 % vs 45.9 %, 1-NNA 58.2 % vs 63.5 %"
 
 
-def settings_for(quick: bool, seed: int):
+def settings_for(quick: bool, seed: int, sizes: str = "default", frames: int = 17):
+    """The evaluation's settings: ``quick``, or the full protocol with the generators of
+    ``sizes``: ``default`` (:mod:`backend.methods.dnf.gen.config`'s) or ``tiny`` (the shipped
+    generator's sizes and steps, :func:`~backend.methods.dnf.gen.store.generator_preset`)."""
     from backend.methods.dnf.gen.config import (
         DenoiserConfig,
         MotionDenoiserConfig,
@@ -49,6 +52,14 @@ def settings_for(quick: bool, seed: int):
     )
     from backend.methods.dnf.gen_eval import GenEvalSettings
 
+    if not quick and sizes == "tiny":
+        from backend.methods.dnf.gen.store import generator_preset
+
+        gp = generator_preset("tiny", frames)
+        return GenEvalSettings(
+            seed=seed,
+            shape=replace(gp.shape, optim=replace(gp.shape.optim, seed=seed)),
+            motion=replace(gp.motion, optim=replace(gp.motion.optim, seed=seed)))
     if not quick:
         return GenEvalSettings(seed=seed)
     opt = OptimConfig(iters=300, batch=32, warmup=30, log_every=25, seed=seed)
@@ -119,10 +130,17 @@ def copy_rows(res, model) -> list[str]:
 
 
 def to_markdown(model, refs, ref_pts, results, settings, quick: bool, command: str,
-                picture: str, seconds: float) -> str:
+                picture: str, seconds: float, sizes: str = "default") -> str:
     d, a = results["d"], results["a"]
     cfg = model.preset.data
     lines = ["# DNF part 2: generated creatures against held-out sequences (results)", ""]
+    if sizes == "tiny" and not quick:
+        lines += ["> **Generators of the shipped size** (`--sizes tiny`): both representations' "
+                  "generators have the sizes and training steps of the shipped `tiny` generator "
+                  f"({settings.shape.optim.iters} steps each), not the larger "
+                  "`gen.config` defaults (about 5 h of CPU training); everything else is the "
+                  "full protocol. They are trained on every training clip (the shipped "
+                  "generator leaves the still ones out of its motion training).", ""]
     if quick:
         lines += ["> **QUICK SETTING** (`--quick`): small generators trained for "
                   f"{settings.shape.optim.iters} steps, {settings.points} points per frame, "
@@ -230,6 +248,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--checkpoint", default=str(ROOT / "backend/methods/dnf/checkpoints/tiny"))
     ap.add_argument("--quick", action="store_true", help="small sizes: minutes on a CPU")
+    ap.add_argument("--sizes", default="default", choices=("default", "tiny"),
+                    help="generator sizes of the full run (tiny: the shipped generator's)")
     ap.add_argument("--out", default=str(ROOT / "docs/results/dnf_generate.md"))
     ap.add_argument("--gen-dir", default="", help="generators folder (default "
                     "out/dnf/gen_eval/quick|full); loaded when present, else trained and saved")
@@ -249,20 +269,22 @@ def main() -> int:
 
     torch.set_num_threads(args.threads)
     t0 = time.monotonic()
-    settings = replace(settings_for(args.quick, args.seed), backend=args.backend)
+    model = load_checkpoint(args.checkpoint)
+    settings = replace(settings_for(args.quick, args.seed, args.sizes,
+                                    model.preset.data.frames), backend=args.backend)
     if args.iters:
         settings = replace(
             settings, shape=replace(settings.shape, optim=replace(settings.shape.optim,
                                                                   iters=args.iters)),
             motion=replace(settings.motion, optim=replace(settings.motion.optim,
                                                           iters=args.iters)))
-    model = load_checkpoint(args.checkpoint)
     refs = reference_sequences(model)
     print(f"{len(refs)} held-out references, {model.preset.data.frames} frames")
     ref_pts = [sequence_points(r.vertices, r.faces, settings.points, settings.seed + 20_000 + k)
                for k, r in enumerate(refs)]
     d_rr = distances(ref_pts, None, settings.backend)
-    gen_root = Path(args.gen_dir or f"out/dnf/gen_eval/{'quick' if args.quick else 'full'}")
+    setting = "quick" if args.quick else ("full" if args.sizes == "default" else "full-tiny")
+    gen_root = Path(args.gen_dir or f"out/dnf/gen_eval/{setting}")
     results = {}
     for stage in ("d", "a"):
         folder = gen_root / stage
@@ -283,6 +305,8 @@ def main() -> int:
     picture = out.with_suffix(".png")
     render_picture(results["d"], picture, model.preset.data.frames)
     command = "python bench/eval_dnf_generate.py" + (" --quick" if args.quick else "")
+    if args.sizes != "default" and not args.quick:
+        command += f" --sizes {args.sizes}"
     if args.iters:
         command += f" --iters {args.iters}"
     if Path(args.checkpoint).resolve() != (ROOT / "backend/methods/dnf/checkpoints/tiny"
@@ -290,7 +314,7 @@ def main() -> int:
         command += f" --checkpoint {args.checkpoint}"
     seconds = time.monotonic() - t0
     text = to_markdown(model, refs, ref_pts, results, settings, args.quick, command,
-                       picture.name, seconds)
+                       picture.name, seconds, args.sizes)
     old = out.read_text() if out.is_file() else ""
     if "\n## Sample checks" in old:  # bench/eval_dnf_samples.py's section: kept as it was
         text = text.rstrip("\n") + "\n\n" + old[old.index("\n## Sample checks") + 1:]
