@@ -499,7 +499,7 @@ class JobEngine:
                 sources = [rec.params[p.name] for p in kind.spec.job_params()
                            if rec.params.get(p.name)]
                 conn, process, cancel = self.executor.launch(args, kind.resources, rec.attempts,
-                                                             sources)
+                                                             sources, kind.resident)
                 rec.run_key = process.key
                 run = _Running(args, conn, None, cancel, False, process=process)
                 run.launched.set()
