@@ -32,8 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-#: entries kept per process (a DNF model and its generators are one entry)
-CAPACITY = int(os.environ.get("ANIM4D_MODEL_CACHE", "3"))
+#: entries kept per process (a DNF model and its generators are two: two such models)
+CAPACITY = int(os.environ.get("ANIM4D_MODEL_CACHE", "4"))
 
 Stamp = tuple[tuple[str, int, int, int], ...]
 

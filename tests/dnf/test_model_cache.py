@@ -92,6 +92,8 @@ def test_lru_keeps_the_last_used_entries(tmp_path):
     with pytest.raises(FileNotFoundError):
         cache.get(("b",), [files["b"]], lambda: files["b"].read_text())
     assert cache.stats.stale == 1
+    if "ANIM4D_MODEL_CACHE" not in os.environ:
+        assert CACHE.capacity == 4  # docs/deploy.md: two DNF models with their generators
     off = ModelCache(capacity=0)
     off.get(("a",), [files["a"]], lambda: 1)
     off.get(("a",), [files["a"]], lambda: 1)
