@@ -49,7 +49,7 @@ def resident(c: Client, model: Path, **params) -> str:
                                        **params})
 
 
-def test_resident_jobs_reuse_one_actor_and_its_loaded_model(ray_server, tmp_path):
+def test_resident_jobs_reuse_one_actor_its_model_cancel_kill_and_stop(ray_server, tmp_path):
     model = tmp_path / "weights.bin"
     model.write_bytes(os.urandom(1 << 16))
     srv = ray_server(resident_actors=1)
@@ -87,29 +87,26 @@ def test_resident_jobs_reuse_one_actor_and_its_loaded_model(ray_server, tmp_path
         after = c.wait(resident(c, model), timeout=300)
         assert after.result["extra"]["pid"] == first.result["extra"]["pid"]
         assert after.result["extra"]["model_hits"] == 1
-
-
-def test_a_stubborn_actor_job_is_killed_with_its_actor_which_is_replaced(ray_server, tmp_path):
-    model = tmp_path / "weights.bin"
-    model.write_bytes(b"weights")
-    srv = ray_server(resident_actors=1)
-    with Client(srv.address, timeout=120) as c:
+        # a job that ignores the cancel is killed past the grace with its actor, not retried;
+        # the next job gets a new actor, which loads the model
+        (pid,) = set(starts(srv, first.id))
         stubborn = resident(c, model, ignore_cancel=True, **BLOCK)
-        until(lambda: c.job(stubborn).fraction > 0, what="the job to run")
-        (pid,) = starts(srv, stubborn)
-        info = c.wait(stubborn, cancel=lambda: True, timeout=300)
-        assert info.state == "cancelled"
-        assert srv.server.engine.records[stubborn].attempts == 0  # a kill is not retried
+        until(lambda: c.job(stubborn).fraction > 0, what="the stubborn job to run")
+        assert starts(srv, stubborn) == [pid]
+        assert c.wait(stubborn, cancel=lambda: True, timeout=300).state == "cancelled"
+        assert srv.server.engine.records[stubborn].attempts == 0
         until(lambda: not alive(pid), what="the actor to be killed")
         fresh = c.wait(resident(c, model), timeout=300)
     assert fresh.state == "done" and where(srv, fresh.id) == "actor"
     assert fresh.result["extra"]["pid"] != pid and fresh.result["extra"]["model_loads"] == 1
+    srv.stop()  # a clean stop ends the resident actors
+    until(lambda: not alive(fresh.result["extra"]["pid"]), what="the actor to end on stop")
 
 
-def test_an_actor_killed_mid_job_is_retried_and_completes(ray_server, tmp_path):
+def test_an_actor_killed_mid_job_is_retried_then_ends_when_idle(ray_server, tmp_path):
     model = tmp_path / "weights.bin"
     model.write_bytes(b"weights")
-    srv = ray_server(retries=2)
+    srv = ray_server(retries=2, resident_idle_s=0.5)
     with Client(srv.address, timeout=120) as c:
         job = resident(c, model, seconds=2.0, steps=40)
         until(lambda: c.job(job).fraction > 0, what="the job to make progress")
@@ -121,20 +118,25 @@ def test_an_actor_killed_mid_job_is_retried_and_completes(ray_server, tmp_path):
     pids = starts(srv, job)
     assert len(pids) == 2 and pids[0] == pid and pids[1] != pid
     assert info.result["extra"]["pid"] == pids[1] and where(srv, job) == "actor"
+    # idle past --resident-idle (0.5 s here), the new actor ends (and frees what it held)
+    until(lambda: not alive(pids[1]), what="the idle actor to end")
 
 
-def test_idle_actors_end_and_a_clean_stop_ends_them(ray_server, tmp_path):
-    model = tmp_path / "weights.bin"
-    model.write_bytes(b"weights")
-    idle = ray_server(resident_idle_s=0.5)
-    stopped = ray_server()
-    pids = []
-    for srv in (idle, stopped):
+def test_dnf_creature_jobs_keep_the_model_loaded_on_their_actor(ray_cluster, tmp_path):
+    """The real method: two creature.sample jobs (the shipped tiny model) on one resident
+    actor; the second finds the model and its generators loaded."""
+    from backend.server.embedded import EmbeddedServer
+
+    params = {"model": "tiny", "n": 1, "frames": 2, "fps": 10.0, "steps": 2,
+              "resolution": 16}
+    with EmbeddedServer(tmp_path / "data", executor="ray", heartbeat_s=0.3,
+                        resident_actors=1) as srv:
         with Client(srv.address, timeout=120) as c:
-            info = c.wait(resident(c, model), timeout=300)
-        assert info.state == "done" and where(srv, info.id) == "actor"
-        pids.append(info.result["extra"]["pid"])
-    until(lambda: not alive(pids[0]), what="the idle actor to end")
-    assert alive(pids[1])  # (default idle: 300 s)
-    stopped.stop()
-    until(lambda: not alive(pids[1]), what="the stopped gateway's actor to end")
+            infos = [c.wait(c.submit("creature.sample", {**params, "seed": s}), timeout=300)
+                     for s in (1, 2)]
+        assert [i.state for i in infos] == ["done", "done"], [i.error for i in infos]
+        logs = [(srv.server.store.job_dir(i.id) / "worker.log").read_text() for i in infos]
+        assert all("runs on a resident Ray actor of 'dnf'" in log for log in logs)
+        assert starts(srv, infos[0].id) == starts(srv, infos[1].id)
+        assert "model cache: 2 load(s), 0 hit(s)" in logs[0]  # the model, its generators
+        assert "model cache: 0 load(s), 2 hit(s)" in logs[1]
