@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -44,6 +45,7 @@ class CacheStats:
     hits: int = 0
     stale: int = 0  # of the loads: an entry whose files had changed
     evicted: int = 0
+    load_s: float = 0.0  # seconds spent in loaders
 
 
 class ModelCache:
@@ -71,8 +73,10 @@ class ModelCache:
             if entry is not None:
                 self.stats.stale += 1
                 del self._entries[key]
+            t0 = time.perf_counter()
             value = load()
             self.stats.loads += 1
+            self.stats.load_s += time.perf_counter() - t0
             if file_stamp(files) != stamp:  # changed while it loaded: do not keep
                 return value
             if self.capacity:
@@ -121,4 +125,4 @@ def cached(key: tuple, files: Iterable[str | Path], load: Callable[[], Any]) -> 
 def stats() -> CacheStats:
     """A copy of this process's counts."""
     s = CACHE.stats
-    return CacheStats(s.loads, s.hits, s.stale, s.evicted)
+    return CacheStats(s.loads, s.hits, s.stale, s.evicted, s.load_s)

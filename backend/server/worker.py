@@ -76,13 +76,14 @@ def _die_with_the_server(log: logging.Logger) -> None:
     threading.Thread(target=watch, name="anim4d-server-watch", daemon=True).start()
 
 
-def _cache_counts() -> tuple[int, int]:
-    """(loads, hits) of this process's model cache so far (0, 0 before any use)."""
+def _cache_counts() -> tuple[int, int, float]:
+    """(loads, hits, seconds loading) of this process's model cache so far (zeros before any
+    use)."""
     cache = sys.modules.get("backend.models.cache")
     if cache is None:
-        return 0, 0
+        return 0, 0, 0.0
     s = cache.stats()
-    return s.loads, s.hits
+    return s.loads, s.hits, s.load_s
 
 
 def worker_main(job_id: str, runner: str, params: dict, inputs: list[str], job_dir: str,
@@ -117,10 +118,11 @@ def worker_main(job_id: str, runner: str, params: dict, inputs: list[str], job_d
         t0 = time.perf_counter()
         manifest = run(ctx, params, [Path(p) for p in inputs])
         method_s = time.perf_counter() - t0
-        loads, hits = (a - b for a, b in zip(_cache_counts(), cache_before, strict=True))
+        loads, hits, load_s = (a - b for a, b in zip(_cache_counts(), cache_before,
+                                                      strict=True))
         if loads or hits:
-            log.info("job %s: model cache: %d load(s), %d hit(s) in pid %d", job_id, loads,
-                     hits, os.getpid())
+            log.info("job %s: model cache: %d load(s), %d hit(s) in pid %d (%.3f s loading)",
+                     job_id, loads, hits, os.getpid(), load_s)
         if "cancelled_at_step" not in manifest.extra:  # a method may stop early and keep
             ctx.check_cancel()                         # its latest state (done, not cancelled)
         manifest.job_id = job_id
