@@ -108,7 +108,7 @@ def test_an_actor_killed_mid_job_is_retried_then_ends_when_idle(ray_server, tmp_
     model.write_bytes(b"weights")
     srv = ray_server(retries=2, resident_idle_s=0.5)
     with Client(srv.address, timeout=120) as c:
-        job = resident(c, model, seconds=2.0, steps=40)
+        job = resident(c, model, seconds=1.0, steps=20)
         until(lambda: c.job(job).fraction > 0, what="the job to make progress")
         (pid,) = until(lambda: starts(srv, job), what="the actor's pid")
         os.kill(pid, signal.SIGKILL)
