@@ -37,8 +37,9 @@ def add_serve_args(p: argparse.ArgumentParser) -> None:
                         "(default %(default)s)")
     p.add_argument("--resident-actors", type=int, default=2, metavar="N",
                    help="with --executor ray: long-lived actors that keep a method's models "
-                        "loaded between jobs (the creature.* kinds), at most N (each holds its "
-                        "GPU while idle); 0: every job is a task (default %(default)s)")
+                        "loaded between jobs (the dnf.* and creature.* kinds), at most N "
+                        "(each holds its GPU while idle); 0: every job is a task "
+                        "(default %(default)s)")
     p.add_argument("--resident-idle", type=float, default=300.0, metavar="S",
                    help="with --executor ray: a resident actor idle for S seconds ends "
                         "(default %(default)s)")

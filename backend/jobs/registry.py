@@ -104,9 +104,11 @@ def builtin_kinds(debug: bool = False, models: ModelRegistry | None = None) -> d
     if dnf:
         folders = tuple(models.folders("dnf").items())
         runner = "backend.methods.dnf.jobs:"
+        # resident: their DNF model stays loaded between jobs on a Ray cluster
         kinds += [JobKind(dnf_jobs.reconstruct_kind(dnf), runner + "run_reconstruct", folders,
-                          GPU),
-                  JobKind(dnf_jobs.fit_shape_kind(dnf), runner + "run_fit_shape", folders, GPU)]
+                          GPU, resident="dnf"),
+                  JobKind(dnf_jobs.fit_shape_kind(dnf), runner + "run_fit_shape", folders, GPU,
+                          resident="dnf")]
         kinds += _creature_kinds(dnf)
     else:
         log.warning("no dnf model found: the dnf.* kinds are not offered")

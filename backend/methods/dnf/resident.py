@@ -1,8 +1,9 @@
 """DNF models kept loaded between the jobs of one worker process (see
 :mod:`backend.models.cache`): :func:`load_model` (a checkpoint, as
 :func:`~.checkpoint.load_checkpoint`) and :func:`load_with_generator` (a checkpoint and its
-generators, as :func:`~.gen.store.load_model_generator`), for the ``creature.*`` kinds, which
-only read them.
+generators, as :func:`~.gen.store.load_model_generator`), for the ``dnf.*`` and
+``creature.*`` kinds, which only read them (``dnf.fit_shape`` optimises a vector of its own,
+never the model's weights).
 
 Each entry is stamped with the files it was read from (``config.json``, the weights, the
 generator's folder): a model retrained or replaced on disk is loaded again at the next job, its
