@@ -112,8 +112,10 @@ def test_an_actor_killed_mid_job_is_retried_then_ends_when_idle(ray_server, tmp_
         until(lambda: c.job(job).fraction > 0, what="the job to make progress")
         (pid,) = until(lambda: starts(srv, job), what="the actor's pid")
         os.kill(pid, signal.SIGKILL)
-        info = c.wait(job, timeout=300)
+        events = []
+        info = c.wait(job, on_progress=events.append, timeout=300)
     assert info.state == "done", info.error
+    assert any("its worker died: its resident Ray actor died" in e.message for e in events)
     assert srv.server.engine.records[job].attempts == 1
     pids = starts(srv, job)
     assert len(pids) == 2 and pids[0] == pid and pids[1] != pid
