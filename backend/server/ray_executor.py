@@ -17,13 +17,14 @@ supervisor at least every 0.2 s; each call answers whether the job was cancelled
 the method's ``ctx.cancelled()`` reads. A kill (a cancel ignored past its grace) is
 ``ray.cancel(force=True)``.
 
-Kinds that declare their models worth keeping loaded (``JobKind.resident``: the DNF
-``creature.*`` kinds) run, not as tasks, but on the supervisor's *resident actors*: long-lived
-processes of their method that run one job at a time and keep its models loaded between jobs
-(:mod:`backend.models.cache`); see :mod:`backend.server.ray_worker`. For the gateway nothing
-differs: messages, cancel, the kill (the actor is killed, a later job makes a new one), a death
-mid-job (retried), re-attaching. ``resident_actors`` (``serve --resident-actors``) bounds their
-number, 0 runs every job as a task; ``resident_idle_s`` (``--resident-idle``) ends an idle one.
+Kinds that declare their models worth keeping loaded (``JobKind.resident``: the DNF ``dnf.*``
+and ``creature.*`` kinds) run, not as tasks, but on the supervisor's *resident actors*:
+long-lived processes of their method that run one job at a time and keep its models loaded
+between jobs (:mod:`backend.models.cache`); see :mod:`backend.server.ray_worker`. For the gateway
+nothing differs: messages, cancel, the kill (the actor is killed, a later job makes a new one),
+a death mid-job (retried), re-attaching. ``resident_actors`` (``serve --resident-actors``)
+bounds their number, 0 runs every job as a task; ``resident_idle_s`` (``--resident-idle``) ends
+an idle one.
 
 Every Ray call is made on one thread of the gateway, the *pump*: the server loop only reads and
 writes Python queues, so it never blocks on Ray. The pump hands launches, cancels and kills to

@@ -10,9 +10,9 @@ sees); ``close`` delivers the rest before the task returns, so a final message i
 supervisor before the task is seen to end. Ray is imported only when these are first used.
 
 *Resident actors*: a job kind that declares a method whose models are worth keeping loaded
-(``JobKind.resident``, e.g. ``"dnf"`` for the ``creature.*`` kinds) runs, not as a task, but on
-a long-lived actor of that method: the same ``run_job_task``, one job at a time, in a process
-that stays up between jobs, so the method's process-level model cache
+(``JobKind.resident``, e.g. ``"dnf"`` for the ``dnf.*`` and ``creature.*`` kinds) runs, not as
+a task, but on a long-lived actor of that method: the same ``run_job_task``, one job at a time,
+in a process that stays up between jobs, so the method's process-level model cache
 (:mod:`backend.models.cache`) still holds what the last job loaded. The supervisor owns the
 pool (so its actors, like its tasks, outlive a gateway killed outright, and re-attaching is the
 same): an actor is made on first need, with the kind's resources (CPUs, GPUs, memory), and
@@ -64,7 +64,8 @@ def supervisor_class():
                 self._ticker: threading.Thread | None = None
 
             def configure(self, limit: int, idle_s: float) -> None:
-                """The gateway's resident-actor settings (a re-attaching gateway's win)."""
+                """The gateway's resident-actor settings (a restarted gateway's replace those
+                of the one before)."""
                 self.pool.limit, self.pool.idle_s = max(0, limit), max(0.0, idle_s)
                 self.pool.tidy()
 
@@ -186,7 +187,7 @@ def resident_class():
     return _CACHE["resident"]
 
 
-@dataclass
+@dataclass(eq=False)
 class _Slot:
     """One resident actor: ``pool`` = (method, its resources); ``key``: the job attempt it
     runs (None: idle since ``last``); ``jobs``: how many it has been given."""
