@@ -35,6 +35,14 @@ def add_serve_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--retries", type=int, default=2,
                    help="with --executor ray: times a job whose worker died runs again "
                         "(default %(default)s)")
+    p.add_argument("--resident-actors", type=int, default=2, metavar="N",
+                   help="with --executor ray: long-lived actors that keep a method's models "
+                        "loaded between jobs (the dnf.* and creature.* kinds), at most N "
+                        "(each holds its GPU while idle); 0: every job is a task "
+                        "(default %(default)s)")
+    p.add_argument("--resident-idle", type=float, default=300.0, metavar="S",
+                   help="with --executor ray: a resident actor idle for S seconds ends "
+                        "(default %(default)s)")
     p.add_argument("--max-queued", type=int, default=0, metavar="N",
                    help="queued jobs per client (CURVE key, else connection); 0: no limit")
     p.add_argument("--max-running", type=int, default=0, metavar="N",
@@ -63,7 +71,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     if args.workers is not None and args.workers < 1:
         raise Anim4DError(f"--workers {args.workers}: need at least 1", "bad_param")
-    for flag in ("retries", "max_queued", "max_running", "max_submits_per_minute"):
+    for flag in ("retries", "max_queued", "max_running", "max_submits_per_minute",
+                 "resident_actors", "resident_idle"):
         if getattr(args, flag) < 0:
             raise Anim4DError(f"--{flag.replace('_', '-')} {getattr(args, flag)}: need 0 or "
                               "more", "bad_param")
@@ -85,7 +94,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
                             debug_kinds=args.debug_kinds, models_dir=args.models_dir,
                             executor=args.executor, ray_address=args.ray_address,
                             result_store=args.result_store,
-                            retries=args.retries, max_queued_per_client=args.max_queued,
+                            retries=args.retries, resident_actors=args.resident_actors,
+                            resident_idle_s=args.resident_idle,
+                            max_queued_per_client=args.max_queued,
                             max_running_per_client=args.max_running,
                             max_submits_per_minute=args.max_submits_per_minute,
                             max_input_bytes=int(args.max_input_mb * 1e6)))

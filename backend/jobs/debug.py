@@ -6,7 +6,11 @@ kills its own worker process the way a segfault or the out-of-memory killer woul
 ``debug.fail`` raises an error; ``debug.echo`` turns an uploaded file into a one-frame result
 whose vertex count is the file's byte count; ``debug.resample`` takes a finished job (protocol
 1.1's ``job`` type) and a list of times (``floats``) and returns two sequences: the source's first
-sequence at those times, and a copy of it moved along x.
+sequence at those times, and a copy of it moved along x; ``debug.resident`` loads a "model" (a
+file named by path, read and hashed) through the process's model cache
+(:mod:`backend.models.cache`), then runs as ``debug.sleep``: a kind declared resident, so with
+``--executor ray`` it runs on a resident actor (its result's ``extra`` says whether the load hit
+the cache, and in which process).
 """
 
 from __future__ import annotations
@@ -57,6 +61,17 @@ ECHO = KindSpec(
     name="debug.echo", title="Echo", section="Debug", representation="mesh_sequence",
     description="One-frame result whose vertex count is the uploaded file's size in bytes.",
     inputs=(InputSpec("file", (), "any file"),),
+)
+
+RESIDENT_KIND = KindSpec(
+    name="debug.resident", title="Resident (test)", section="Debug",
+    representation="mesh_sequence",
+    description="Loads `model_file` (read and hashed) through the worker process's model cache, "
+                "then runs as debug.sleep; extra: model_loads, model_hits (this job's), pid.",
+    params=(
+        ParamSpec("model_file", "str", "", "a file on the worker's disk, loaded as a model"),
+        *(p for p in SLEEP.params if p.name in ("seconds", "steps", "ignore_cancel")),
+    ),
 )
 
 RESAMPLE = KindSpec(
@@ -131,6 +146,33 @@ def run_sleep(ctx: JobContext, params: dict, inputs: list[Path]) -> Manifest:
     return mesh_result(ctx, _strip(params["frames"], params["vertices"]), SLEEP.name, params)
 
 
+def _load_model_file(path: str) -> str:
+    """A "model load": the file read whole and hashed."""
+    import hashlib
+
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError as err:
+        raise JobError(f"model_file {path!r}: cannot read it ({err.strerror})") from None
+
+
+def run_resident(ctx: JobContext, params: dict, inputs: list[Path]) -> Manifest:
+    from backend.models import cache
+
+    before = cache.stats()
+    path = str(Path(params["model_file"]).resolve())
+    ctx.progress("load", 0.0, "loading the model", force=True)
+    sha = cache.cached(("debug.model", path), [path], lambda: _load_model_file(path))
+    after = cache.stats()
+    sleep = {**{p.name: p.default for p in SLEEP.params}, "seconds": params["seconds"],
+             "steps": params["steps"], "ignore_cancel": params["ignore_cancel"]}
+    manifest = run_sleep(ctx, sleep, inputs)
+    manifest.kind = RESIDENT_KIND.name
+    manifest.extra.update(model_sha256=sha, model_loads=after.loads - before.loads,
+                          model_hits=after.hits - before.hits, pid=os.getpid())
+    return manifest
+
+
 def run_crash(ctx: JobContext, params: dict, inputs: list[Path]) -> Manifest:
     ctx.progress("about to crash", 0.5, force=True)
     time.sleep(params["after"])
@@ -188,4 +230,6 @@ def run_resample(ctx: JobContext, params: dict, inputs: list[Path]) -> Manifest:
 
 
 KINDS = [(SLEEP, "run_sleep"), (CRASH, "run_crash"), (FAIL, "run_fail"), (ECHO, "run_echo"),
-         (RESAMPLE, "run_resample")]
+         (RESAMPLE, "run_resample"), (RESIDENT_KIND, "run_resident")]
+#: the debug kinds declared resident (JobKind.resident), by name
+RESIDENT = {RESIDENT_KIND.name: "debug"}

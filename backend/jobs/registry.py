@@ -47,12 +47,17 @@ GPU = Resources(num_cpus=1.0, num_gpus=1.0)
 @dataclass(frozen=True)
 class JobKind:
     """``models``: ``(name, folder)`` pairs its workers may load (server-side only);
-    ``resources``: what a job of this kind asks of a Ray cluster."""
+    ``resources``: what a job of this kind asks of a Ray cluster; ``resident``: the name of
+    the method whose loaded models are worth keeping between jobs (its runner loads them
+    through :mod:`backend.models.cache`): with ``--executor ray`` its jobs run on long-lived
+    actors of that method (see :mod:`backend.server.ray_worker`); "" (the default): each job
+    is a Ray task. The local executor ignores it."""
 
     spec: KindSpec
     runner: str
     models: tuple[tuple[str, str], ...] = ()
     resources: Resources = Resources()
+    resident: str = ""
 
     @property
     def name(self) -> str:
@@ -99,9 +104,11 @@ def builtin_kinds(debug: bool = False, models: ModelRegistry | None = None) -> d
     if dnf:
         folders = tuple(models.folders("dnf").items())
         runner = "backend.methods.dnf.jobs:"
+        # resident: their DNF model stays loaded between jobs on a Ray cluster
         kinds += [JobKind(dnf_jobs.reconstruct_kind(dnf), runner + "run_reconstruct", folders,
-                          GPU),
-                  JobKind(dnf_jobs.fit_shape_kind(dnf), runner + "run_fit_shape", folders, GPU)]
+                          GPU, resident="dnf"),
+                  JobKind(dnf_jobs.fit_shape_kind(dnf), runner + "run_fit_shape", folders, GPU,
+                          resident="dnf")]
         kinds += _creature_kinds(dnf)
     else:
         log.warning("no dnf model found: the dnf.* kinds are not offered")
@@ -123,7 +130,9 @@ def _creature_kinds(dnf: list) -> list[JobKind]:
     folders = tuple((m.name, str(m.folder)) for m in gen)
     runners = {cj.SAMPLE: "run_sample", cj.ANIMATE: "run_animate_mesh",
                cj.RESAMPLE: "run_resample", cj.BLEND: "run_blend"}
-    return [JobKind(spec, f"backend.methods.dnf.creature_jobs:{runners[name]}", folders, GPU)
+    # they load a model and its generators (seconds), through the process's model cache
+    return [JobKind(spec, f"backend.methods.dnf.creature_jobs:{runners[name]}", folders, GPU,
+                    resident="dnf")
             for name, spec in cj.kind_specs(gen).items()]
 
 
@@ -152,5 +161,6 @@ def debug_kinds() -> dict[str, JobKind]:
     """The ``debug.*`` kinds alone (engine diagnostics and tests)."""
     from backend.jobs import debug as debug_jobs
 
-    return {spec.name: JobKind(spec, f"backend.jobs.debug:{fn}", resources=LIGHT)
+    return {spec.name: JobKind(spec, f"backend.jobs.debug:{fn}", resources=LIGHT,
+                               resident=debug_jobs.RESIDENT.get(spec.name, ""))
             for spec, fn in debug_jobs.KINDS}

@@ -39,6 +39,10 @@ class ServerConfig:
     result_store: str | None = None
     #: times a job whose worker died (process killed, node lost) runs again (Ray executor only)
     retries: int = 2
+    #: Ray executor: long-lived actors for the kinds that keep models loaded (JobKind.resident),
+    #: at most this many (0: every job a task), each ended after this long idle
+    resident_actors: int = 2
+    resident_idle_s: float = 300.0
     #: per client (its CURVE key, else its connection): queued and running jobs; 0: no limit
     max_queued_per_client: int = 0
     max_running_per_client: int = 0

@@ -1,6 +1,7 @@
 """The job engine: a queue (priorities, then fair share between clients, per-client limits: see
 :mod:`backend.server.scheduling`) and up to ``workers`` jobs running, each in its own process,
-or, with a :class:`~backend.server.ray_executor.RayExecutor`, as tasks on a Ray cluster.
+or, with a :class:`~backend.server.ray_executor.RayExecutor`, as tasks (or on resident actors,
+for the kinds that keep models loaded: ``JobKind.resident``) on a Ray cluster.
 
 The Ray executor plugs in where processes are started: its ``launch`` gives the engine an inbox
 that reads like a worker's pipe, a handle that reads like its process (``is_alive``, ``kill``,
@@ -12,7 +13,9 @@ A process per job isolates the server from a method's crash or out-of-memory dea
 small job does not wait for Python to start and import its method, job processes are *warm*: a
 fork server (started when the engine starts, before any job arrives) imports the worker and every
 offered kind's modules once, and forks each job's process from that ready state in milliseconds.
-Still one process per job, never reused. ``warm=False`` starts a fresh interpreter per job (the
+Still one process per job, never reused: the fork server holds no model, so each local job loads
+its models (the kinds declared ``resident`` keep theirs loaded only on the Ray executor's resident
+actors; see :mod:`backend.models.cache`). ``warm=False`` starts a fresh interpreter per job (the
 old way; kept for comparison in ``bench/job_overhead.py`` and where fork servers do not exist).
 
 Processes are started on a launcher thread, so the server loop never blocks on a start (the first
@@ -499,7 +502,7 @@ class JobEngine:
                 sources = [rec.params[p.name] for p in kind.spec.job_params()
                            if rec.params.get(p.name)]
                 conn, process, cancel = self.executor.launch(args, kind.resources, rec.attempts,
-                                                             sources)
+                                                             sources, kind.resident)
                 rec.run_key = process.key
                 run = _Running(args, conn, None, cancel, False, process=process)
                 run.launched.set()

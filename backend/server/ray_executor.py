@@ -17,6 +17,15 @@ supervisor at least every 0.2 s; each call answers whether the job was cancelled
 the method's ``ctx.cancelled()`` reads. A kill (a cancel ignored past its grace) is
 ``ray.cancel(force=True)``.
 
+Kinds that declare their models worth keeping loaded (``JobKind.resident``: the DNF ``dnf.*``
+and ``creature.*`` kinds) run, not as tasks, but on the supervisor's *resident actors*:
+long-lived processes of their method that run one job at a time and keep its models loaded
+between jobs (:mod:`backend.models.cache`); see :mod:`backend.server.ray_worker`. For the gateway
+nothing differs: messages, cancel, the kill (the actor is killed, a later job makes a new one),
+a death mid-job (retried), re-attaching. ``resident_actors`` (``serve --resident-actors``)
+bounds their number, 0 runs every job as a task; ``resident_idle_s`` (``--resident-idle``) ends
+an idle one.
+
 Every Ray call is made on one thread of the gateway, the *pump*: the server loop only reads and
 writes Python queues, so it never blocks on Ray. The pump hands launches, cancels and kills to
 the supervisor, and polls it for messages (into per-job inboxes, :class:`_Inbox`, what the
@@ -49,7 +58,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from backend.jobs.registry import Resources
-from backend.server.ray_worker import supervisor_class
+from backend.server.ray_worker import (
+    DEFAULT_RESIDENT_ACTORS,
+    DEFAULT_RESIDENT_IDLE_S,
+    supervisor_class,
+)
 from backend.server.result_store import ResultStore, StoreError
 from backend.server.store import PARTIAL
 
@@ -122,6 +135,7 @@ class _Job:
     task: _Task
     cancel: _Cancel | None = None
     sources: tuple = ()
+    resident: str = ""  # the method whose resident actor runs it ("": a task)
     #: with a result store: the final message is being copied in; how the task ended waits
     lock: threading.Lock = field(default_factory=threading.Lock)
     fetching: bool = False
@@ -137,10 +151,15 @@ class RayExecutor:
 
     def __init__(self, address: str | None = None, slots: int | None = None,
                  name: str | None = None, result_store: ResultStore | None = None,
-                 jobs_dir: Path | None = None):
+                 jobs_dir: Path | None = None,
+                 resident_actors: int = DEFAULT_RESIDENT_ACTORS,
+                 resident_idle_s: float = DEFAULT_RESIDENT_IDLE_S):
         """``result_store`` (with ``jobs_dir``, the gateway's ``<data>/jobs``): run the tasks
-        against that store, not the gateway's folders (see the module docstring)."""
+        against that store, not the gateway's folders (see the module docstring).
+        ``resident_actors``, ``resident_idle_s``: the resident actors' limit and idle time."""
         self.address = address
+        self.resident_actors = max(0, resident_actors)
+        self.resident_idle_s = resident_idle_s
         self.result_store = result_store
         self.jobs_dir = Path(jobs_dir) if jobs_dir is not None else None
         #: copies to and from the result store, off the pump and the server loop
@@ -168,13 +187,16 @@ class RayExecutor:
             self._thread = threading.Thread(target=self._pump, name="anim4d-ray", daemon=True)
             self._thread.start()
 
-    def launch(self, args: tuple, resources: Resources, attempt: int, sources=()):
+    def launch(self, args: tuple, resources: Resources, attempt: int, sources=(),
+               resident: str = ""):
         """Queue ``worker_main(*args)`` (its pipe and cancel left as None) as a Ray task; returns
         (inbox, task, cancel) for the engine's ``_Running``; ``task.key`` names this attempt
         (kept in the job's record, for :meth:`reattach`). ``sources``: the ids of the finished
-        jobs it takes as ``job`` parameters (copied to it through a result store)."""
+        jobs it takes as ``job`` parameters (copied to it through a result store);
+        ``resident``: the kind's ``JobKind.resident`` (run on a resident actor of it)."""
         key = f"{args[0]}:{attempt}:{uuid.uuid4().hex[:6]}"
-        job = _Job(args, resources, _Inbox(), _Task(self, key), sources=tuple(sources))
+        job = _Job(args, resources, _Inbox(), _Task(self, key), sources=tuple(sources),
+                   resident=resident if self.resident_actors else "")
         job.cancel = _Cancel(self, key)
         if self.stager is not None:
             self.stager.submit(self._stage, key, job)
@@ -322,9 +344,11 @@ class RayExecutor:
         else:
             options["name"] = self.name
         self._sup = supervisor_class().options(**options).remote()
+        self._sup.configure.remote(self.resident_actors, self.resident_idle_s)
         self._resources(force=True)
-        log.info("Ray executor: cluster %s, %s job slot(s), %s GPU(s)",
-                 self.address or "auto", self.slots, self._gpus)
+        log.info("Ray executor: cluster %s, %s job slot(s), %s GPU(s), up to %d resident "
+                 "actor(s) (idle %gs)", self.address or "auto", self.slots, self._gpus,
+                 self.resident_actors, self.resident_idle_s)
 
     def _resources(self, force: bool = False) -> None:
         import ray
@@ -369,7 +393,7 @@ class RayExecutor:
             if res.memory:
                 options["memory"] = int(res.memory)
             args, stage = self.task_args(job)
-            self._sup.launch.remote(key, args, options, stage)
+            self._sup.launch.remote(key, args, options, stage, job.resident)
             self.jobs[key] = job
             if job.cancel is not None and job.cancel._set:  # cancelled while it was staged
                 self._sup.cancel.remote(key)

@@ -79,7 +79,8 @@ def _executor_args(config: ServerConfig) -> dict:
             except Anim4DError as err:
                 raise Anim4DError(f"--result-store: {err}", "bad_param") from None
         args["executor"] = RayExecutor(config.ray_address, config.workers or None, name,
-                                       store, Path(folder) / "jobs")
+                                       store, Path(folder) / "jobs", config.resident_actors,
+                                       config.resident_idle_s)
         args["retries"] = config.retries
     elif config.executor != "local":
         raise Anim4DError(f"executor {config.executor!r}: expected local or ray", "bad_param")

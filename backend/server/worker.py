@@ -11,6 +11,12 @@ The method writes into ``<job>/result.partial/``; the server renames it to ``res
 ``done`` arrives (see :mod:`backend.server.store`). A worker whose server is gone (killed, even
 with SIGKILL) ends itself at once, so that nothing outlives the server to write into a job folder
 that a restarted server has already marked ``interrupted``.
+
+The same :func:`worker_main` runs a job on a Ray cluster (:mod:`backend.server.ray_worker`), in
+a task or on a resident actor that runs job after job in one process. A method that loads its
+models through :mod:`backend.models.cache` keeps them loaded there; the job's log says how many
+loads and cache hits the job made. A local worker is a fresh process forked per job (the fork
+server imports the methods' modules, never their models), so each local job loads its models.
 """
 
 from __future__ import annotations
@@ -70,8 +76,20 @@ def _die_with_the_server(log: logging.Logger) -> None:
     threading.Thread(target=watch, name="anim4d-server-watch", daemon=True).start()
 
 
+def _cache_counts() -> tuple[int, int, float]:
+    """(loads, hits, seconds loading) of this process's model cache so far (zeros before any
+    use)."""
+    cache = sys.modules.get("backend.models.cache")
+    if cache is None:
+        return 0, 0, 0.0
+    s = cache.stats()
+    return s.loads, s.hits, s.load_s
+
+
 def worker_main(job_id: str, runner: str, params: dict, inputs: list[str], job_dir: str,
-                conn: Connection, cancel: Event, models: dict[str, str] | None = None) -> None:
+                conn: Connection, cancel: Event, models: dict[str, str] | None = None,
+                where: str = "") -> None:
+    """Run one job; ``where``: how it runs (a Ray task, a resident actor), for its log."""
     folder = Path(job_dir)
     log_path = folder / "worker.log"
     logging.basicConfig(filename=log_path, level=logging.INFO, force=True,
@@ -81,6 +99,9 @@ def worker_main(job_id: str, runner: str, params: dict, inputs: list[str], job_d
     module = runner.partition(":")[0]
     log.info("job %s (%s) starting in pid %d; method modules imported ahead: %s", job_id, runner,
              os.getpid(), "yes" if module in sys.modules else "no")
+    if where:
+        log.info("job %s runs %s", job_id, where)
+    cache_before = _cache_counts()
 
     def sink(stage: str, fraction: float, message: str) -> None:
         conn.send(("progress", stage, fraction, message))
@@ -97,6 +118,11 @@ def worker_main(job_id: str, runner: str, params: dict, inputs: list[str], job_d
         t0 = time.perf_counter()
         manifest = run(ctx, params, [Path(p) for p in inputs])
         method_s = time.perf_counter() - t0
+        loads, hits, load_s = (a - b for a, b in zip(_cache_counts(), cache_before,
+                                                      strict=True))
+        if loads or hits:
+            log.info("job %s: model cache: %d load(s), %d hit(s) in pid %d (%.3f s loading)",
+                     job_id, loads, hits, os.getpid(), load_s)
         if "cancelled_at_step" not in manifest.extra:  # a method may stop early and keep
             ctx.check_cancel()                         # its latest state (done, not cancelled)
         manifest.job_id = job_id

@@ -59,9 +59,15 @@ def test_serve_executor_ray_runs_jobs_on_the_cluster(ray_cluster, tmp_path):
             assert c.request("job", job=job).content["job"]["priority"] == 3
             # the gateway killed outright while a job runs on the cluster
             running = c.submit("debug.sleep", {"seconds": 5.0, "steps": 50})
-            until(lambda: c.job(running).fraction > 0)
+            # and one on a resident actor (a kind that keeps its model loaded)
+            (tmp_path / "model.bin").write_bytes(b"weights")
+            actor_job = c.submit("debug.resident", {"model_file": str(tmp_path / "model.bin"),
+                                                    "seconds": 5.0, "steps": 50})
+            until(lambda: c.job(running).fraction > 0 and c.job(actor_job).fraction > 0)
         log = tmp_path / "data" / "jobs" / running / "worker.log"
         pid = int(re.search(r"starting in pid (\d+)", log.read_text()).group(1))
+        actor_log = tmp_path / "data" / "jobs" / actor_job / "worker.log"
+        actor_pid = int(re.search(r"starting in pid (\d+)", actor_log.read_text()).group(1))
         proc.kill()
         out, _ = proc.communicate(timeout=CEILING)
         assert "Ray executor: cluster" in out, out
@@ -72,12 +78,16 @@ def test_serve_executor_ray_runs_jobs_on_the_cluster(ray_cluster, tmp_path):
             assert c.wait(running, timeout=CEILING).state == "done"
             info = c.request("job", job=running).content["job"]
             assert info["attempts"] == 0 and info["result"]["job_id"] == running
+            assert c.wait(actor_job, timeout=CEILING).state == "done"
+            info = c.request("job", job=actor_job).content["job"]
+            assert info["attempts"] == 0 and info["result"]["extra"]["pid"] == actor_pid
             assert c.job(job).state == "done"
             c.fetch(job, tmp_path / "fetched")
             c.fetch(running, tmp_path / "fetched-running")
         assert (tmp_path / "fetched" / "manifest.json").is_file()
         assert (tmp_path / "fetched-running" / "sequence.npz").is_file()
         assert [int(p) for p in re.findall(r"starting in pid (\d+)", log.read_text())] == [pid]
+        assert "runs on a resident Ray actor" in actor_log.read_text()
     finally:
         if proc.poll() is None:
             proc.terminate()
@@ -92,3 +102,6 @@ def test_serve_flags_are_checked(tmp_path):
     out = subprocess.run([*ANIM4D, "serve", "--data-dir", str(tmp_path), "--retries", "-1"],
                          capture_output=True, text=True, timeout=CEILING)
     assert out.returncode != 0 and "--retries -1" in out.stderr
+    out = subprocess.run([*ANIM4D, "serve", "--data-dir", str(tmp_path), "--resident-actors",
+                          "-2"], capture_output=True, text=True, timeout=CEILING)
+    assert out.returncode != 0 and "--resident-actors -2: need 0 or more" in out.stderr

@@ -149,15 +149,14 @@ def _validated(kind: str, ctx: JobContext, params: dict) -> dict:
 
 
 def _load(ctx: JobContext, name: str):
-    from .checkpoint import load_checkpoint
-    from .gen.store import load_model_generator
+    """The model and its generators, kept loaded between the jobs of a process that runs many
+    (a resident Ray actor; see :mod:`.resident`)."""
+    from .resident import load_with_generator
 
     folder = ctx.model_folder(name)
     ctx.progress("load", 0.0, f"Loading DNF model {name!r} and its generator", force=True)
     log.info("loading DNF model %r (generator) from %s", name, folder)
-    model = load_checkpoint(folder, label=name)
-    shape_gen, motion_gen, info = load_model_generator(folder, model.sha256, label=name)
-    return model, shape_gen, motion_gen, info
+    return load_with_generator(folder, label=name)
 
 
 def _reporter(ctx: JobContext):
@@ -272,8 +271,8 @@ def _check_model(model, creatures, job_id: str, name: str) -> None:
 
 
 def run_resample(ctx: JobContext, params: dict, inputs: list[Path]) -> Manifest:
-    from .checkpoint import load_checkpoint
     from .gen.creature import animate, to_output
+    from .resident import load_model
 
     params = _validated(RESAMPLE, ctx, params)
     src, cr = _source_creatures(ctx, params["source"], RESAMPLE)
@@ -282,7 +281,7 @@ def run_resample(ctx: JobContext, params: dict, inputs: list[Path]) -> Manifest:
     if np.any(np.diff(times) <= 0) or times[0] < 0 or times[-1] > dur + 1e-9:
         raise ParamError(f"{RESAMPLE}: times must increase and lie in [0, {dur:g}] s (the "
                          f"source's duration); got {times[0]:g} .. {times[-1]:g}")
-    model = load_checkpoint(ctx.model_folder(params["model"]), label=params["model"])
+    model = load_model(ctx.model_folder(params["model"]), label=params["model"])
     _check_model(model, cr, params["source"], params["model"])
     seqs = []
     for i in range(cr.count):
@@ -300,9 +299,9 @@ def run_resample(ctx: JobContext, params: dict, inputs: list[Path]) -> Manifest:
 
 
 def run_blend(ctx: JobContext, params: dict, inputs: list[Path]) -> Manifest:
-    from .checkpoint import load_checkpoint
     from .decode import interpolate_vectors
     from .gen.creature import animate, mesh_shape, project_to_surface
+    from .resident import load_model
 
     params = _validated(BLEND, ctx, params)
     pick = []
@@ -313,7 +312,7 @@ def run_blend(ctx: JobContext, params: dict, inputs: list[Path]) -> Manifest:
             raise ParamError(f"{BLEND}: {key}_index {i} but job {params[key]} holds "
                              f"{cr.count} creature(s)")
         pick.append((cr, i))
-    model = load_checkpoint(ctx.model_folder(params["model"]), label=params["model"])
+    model = load_model(ctx.model_folder(params["model"]), label=params["model"])
     for (cr, _), key in zip(pick, ("a", "b"), strict=True):
         _check_model(model, cr, params[key], params["model"])
     (ca, ia), (cb, ib) = pick

@@ -105,13 +105,15 @@ def _worker_spec(build, ctx: JobContext) -> KindSpec:
 
 
 def _model(ctx: JobContext, params: dict):
-    from .checkpoint import load_checkpoint
+    """The model, kept loaded between the jobs of a process that runs many (a resident Ray
+    actor; see :mod:`.resident`). The jobs only read it (fit_shape optimises its own vector)."""
+    from .resident import load_model
 
     name = params["model"]
     folder = ctx.model_folder(name)
     ctx.progress("load", 0.0, f"Loading DNF model {name!r}", force=True)
     log.info("loading DNF model %r from %s", name, folder)
-    return load_checkpoint(folder, label=name)
+    return load_model(folder, label=name)
 
 
 def run_reconstruct(ctx: JobContext, params: dict, inputs: list[Path]) -> Manifest:
