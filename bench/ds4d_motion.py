@@ -11,8 +11,11 @@ the Gaussian centres (in units of the object's radius) against frame 0.
     PYTHONPATH=$PWD nice .venv/bin/python bench/ds4d_motion.py --preset cpu \\
         --json out/ds4d_motion.json
 
-The default (no ``--full``) is the ``tiny`` preset on both clips (seconds); ``--preset cpu`` is
-about 2 minutes a clip on an idle 2-core machine.
+The default (no ``--full``) is the ``tiny`` preset on both clips (seconds; too short to learn
+motion, so its rows are not judged); ``--full`` or ``--preset cpu`` took 11-12 minutes a clip on
+the shared 2-core machine at a load of about 5 (less when idle). ``--set lr_deform=1.6e-4 lr_deform_final=1.6e-6
+lr_grid=1.6e-3 lr_grid_final=1.6e-5`` reproduces the figures before the deformation's rates
+were raised (docs/results/ds4d.md, "Motion").
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from bench.lib.report import Row, bench_parser, report  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "videos"
 CLIPS = {"trex": DATA / "roaring_t-rex", "cat": DATA / "cat_king_fg.mp4"}
-TARGET = 0.5  # the ratio ours / masks a run should reach (the old schedule: 0.26-0.28)
+TARGET = 0.5  # ratio ours / masks to reach on cpu (measured 0.92-0.99; paper rates 0.26-0.28)
 
 
 def _source(path: Path):
@@ -110,9 +113,11 @@ def main() -> int:
     results = [measure(c, CLIPS[c], name, overrides) for c in args.clips]
     rows = []
     for r in results:
+        judged = r["preset"] != "tiny"  # tiny's 12 dynamic steps learn no motion: timing only
         rows.append(Row(f"{r['clip']} motion ({r['preset']})", round(r["motion_ours"], 4), "",
                         "clip masks", round(r["motion_masks"], 4), round(r["ratio"], 3),
-                        f">= {TARGET}", r["ratio"] >= TARGET))
+                        f">= {TARGET}" if judged else "",
+                        r["ratio"] >= TARGET if judged else None))
         rows.append(Row(f"{r['clip']} input-view PSNR", round(r["fit_psnr"], 2), "dB"))
         rows.append(Row(f"{r['clip']} input-view IoU", round(r["fit_iou"], 3)))
         rows.append(Row(f"{r['clip']} mean displacement", round(r["disp_mean"], 4), "radii"))
