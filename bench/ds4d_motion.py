@@ -14,8 +14,8 @@ the Gaussian centres (in units of the object's radius) against frame 0.
 The default (no ``--full``) is the ``tiny`` preset on both clips (seconds; too short to learn
 motion, so its rows are not judged); ``--full`` or ``--preset cpu`` took 11-12 minutes a clip
 on the shared 2-core machine at a load of about 5 (less when idle). ``--set lr_deform=1.6e-4
-lr_deform_final=1.6e-6 lr_grid=1.6e-3 lr_grid_final=1.6e-5`` reproduces the figures before the deformation's rates
-were raised (docs/results/ds4d.md, "Motion").
+lr_deform_final=1.6e-6 lr_grid=1.6e-3 lr_grid_final=1.6e-5`` reproduces the figures before the
+deformation's rates were raised (docs/results/ds4d.md, "Motion").
 """
 
 from __future__ import annotations
