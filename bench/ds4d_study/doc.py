@@ -203,6 +203,7 @@ def page(ev: dict, summary: dict, results: dict, real: dict, figs: dict, docpath
         L.append("")
         for name, r in real.items():
             L += [f"![{name}]({_rel(r['figure'], docpath)})", ""]
+    L += kept_block(docpath)
     L += ["## Timings", "", f"Ground truth (Blender): {s['gt_seconds']:.0f} s; scoring and "
           f"figures: {s['eval_seconds']:.0f} s.", "",
           "| run | job wall s (submit to done) | features | TSSF |", "|---|---|---|---|"]
@@ -266,6 +267,21 @@ def _findings(means: dict, blank: dict, ho: str) -> list[str]:
                    "and the rasterizer agree with Blender's renders; the low held-out scores "
                    "are the reconstruction, not a misplaced camera.")
     return out + [""] if out else []
+
+
+KEEP = ("<!-- kept: bench/ds4d_motion.py -->", "<!-- /kept -->")
+
+
+def kept_block(docpath: Path) -> list[str]:
+    """The block of the existing page between the :data:`KEEP` markers (markers included), so
+    that remaking the page keeps figures another command measured (``bench/ds4d_motion.py``)."""
+    if not docpath.is_file():
+        return []
+    text = docpath.read_text()
+    a, b = text.find(KEEP[0]), text.find(KEEP[1])
+    if a < 0 or b < a:
+        return []
+    return text[a:b + len(KEEP[1])].split("\n") + [""]
 
 
 def silhouette_change(frames: list) -> float:

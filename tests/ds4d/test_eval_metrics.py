@@ -125,3 +125,15 @@ def test_over_white_composites_straight_alpha():
 def test_score_rejects_size_mismatch():
     with pytest.raises(ValueError, match="sizes differ"):
         score(np.zeros((16, 16, 4)), np.zeros((16, 17, 4)))
+
+
+def test_remaking_the_page_keeps_the_block_another_command_measured(tmp_path):
+    from bench.ds4d_study.doc import KEEP, kept_block
+
+    page = tmp_path / "ds4d.md"
+    assert kept_block(page) == []  # no page yet
+    page.write_text(f"# old\n\nstale figures\n\n{KEEP[0]}\n## Motion\n\n| a | 1 |\n{KEEP[1]}\n"
+                    "\n## Timings\n")
+    assert kept_block(page) == [KEEP[0], "## Motion", "", "| a | 1 |", KEEP[1], ""]
+    page.write_text("# a page without the block\n")
+    assert kept_block(page) == []

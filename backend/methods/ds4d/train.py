@@ -20,8 +20,10 @@ Both stages run on :class:`backend.render.trainer.GaussianTrainer` (the loop ``f
 - **Densification**: per stage, the top 2.5 % by accumulated image-plane gradient are cloned or
   split every ``every`` steps in [start, stop) (:class:`~backend.render.strategy.DensifyConfig`
   ``grow_top_fraction``), transparent ones pruned.
-- **Learning rates** (log-linear decays over the whole run): positions 2e-4 -> 2e-6 x scene
-  scale, TSSF and deformation MLP 1.6e-4 -> 1.6e-6, HexPlane grids 1.6e-3 -> 1.6e-5.
+- **Learning rates** (log-linear decays): positions 2e-4 -> 2e-6 x scene scale over the whole
+  run; over the dynamic stage TSSF and deformation MLP 1.6e-4 -> 1.6e-6, HexPlane grids 1.6e-3
+  -> 1.6e-5 (the paper's; the short ``tiny`` and ``cpu`` schedules use 10x, see
+  :mod:`.presets`).
 - **Cancel**: ``cancelled()`` is polled every step; training stops and the latest state is kept
   (:attr:`TrainResult.cancelled_at_step`), so a cancelled run still gives a usable result.
 """
