@@ -31,6 +31,8 @@ import threading
 import time
 from dataclasses import dataclass
 
+#: how long a resident job waits for a busy actor that is finishing before it runs as a task
+FREE_WAIT_S = 0.5
 #: how often a running task asks the supervisor whether it was cancelled (and sends what it has)
 CANCEL_POLL_S = 0.2
 #: resident actors at most (``serve --resident-actors``), and the seconds one may stay idle
@@ -76,6 +78,15 @@ def supervisor_class():
                 me = ray.get_runtime_context().current_actor
                 self._tick(me)
                 slot = self.pool.acquire(resident, options, key) if resident else None
+                if slot is None and resident:
+                    # an actor whose job has sent its final message is free, but the poll that
+                    # frees it may not have run yet (the client saw "done" and submitted the
+                    # next job first): reap, giving a busy one a moment, before using a task
+                    busy = [self.refs[k] for k in self.pool.busy_keys() if k in self.refs]
+                    if busy:
+                        ray.wait(busy, num_returns=1, timeout=FREE_WAIT_S)
+                        self._reap()
+                        slot = self.pool.acquire(resident, options, key)
                 if slot is not None:
                     self.refs[key] = slot.handle.run.remote(me, key, args, stage, slot.jobs)
                     return
@@ -118,21 +129,26 @@ def supervisor_class():
                 """(messages, ended): the pending messages (previews first) and how each task
                 not yet forgotten ended. A task flushes its messages before it returns, so the
                 messages of a task seen ended here are all in this reply."""
-                if self.refs:
-                    refs = list(self.refs.values())
-                    ready = set(ray.wait(refs, num_returns=len(refs), timeout=0)[0])
-                    for key, ref in list(self.refs.items()):
-                        if ref in ready:
-                            del self.refs[key]
-                            try:
-                                ray.get(ref)
-                                self.ended[key] = None
-                            except Exception as err:  # noqa: BLE001 - how it died
-                                self.ended[key] = describe(err)
-                            self.pool.release(key, self.ended[key] is None)
+                self._reap()
                 out = [*self.previews.items(), *self.messages]
                 self.messages, self.previews = [], {}
                 return out, dict(self.ended)
+
+            def _reap(self) -> None:
+                """Record how the finished job attempts ended; free their actors."""
+                if not self.refs:
+                    return
+                refs = list(self.refs.values())
+                ready = set(ray.wait(refs, num_returns=len(refs), timeout=0)[0])
+                for key, ref in list(self.refs.items()):
+                    if ref in ready:
+                        del self.refs[key]
+                        try:
+                            ray.get(ref)
+                            self.ended[key] = None
+                        except Exception as err:  # noqa: BLE001 - how it died
+                            self.ended[key] = describe(err)
+                        self.pool.release(key, self.ended[key] is None)
 
             def known(self, key: str) -> bool:
                 return key in self.refs or key in self.ended
@@ -224,6 +240,10 @@ class ResidentPool:
             self.slots.append(slot)
         slot.key, slot.jobs = key, slot.jobs + 1
         return slot
+
+    def busy_keys(self) -> list[str]:
+        """The job attempts running on the actors."""
+        return [s.key for s in self.slots if s.key is not None]
 
     def _find(self, key: str) -> _Slot | None:
         return next((s for s in self.slots if s.key == key), None)
