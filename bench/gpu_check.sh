@@ -8,7 +8,7 @@
 #   raster.log       bench/raster.py --cuda: gsplat, our dispatch, our torch path on the GPU
 #   ds4d.log         bench/gpu_steps.py: s/step of the DS4D `paper` stages (gsplat)
 # Packages the machine lacks can travel as wheels in .whl/ (installed into /tmp/site); the DS4D
-# clip as .gpu/clip.pkl.gz (`python bench/gpu_steps.py --save-clip .gpu/clip.pkl.gz`).
+# clip as .gpu/clip.npz (`python bench/gpu_steps.py --save-clip .gpu/clip.npz`).
 set -u
 OUT=${OUT:-out/gpu}
 mkdir -p "$OUT"
@@ -24,7 +24,7 @@ if [ -d .whl ]; then
 fi
 T0=$(date +%s)
 stamp() { echo "[$(( $(date +%s) - T0 )) s] $*"; }
-CLIP=.gpu/clip.pkl.gz
+CLIP=.gpu/clip.npz
 [ -f "$CLIP" ] || CLIP=${ANIM4D_SHARED_DATA:-../shared/data}/videos/cat_king_fg.mp4
 
 { nvidia-smi; which nvcc && nvcc --version | tail -2

@@ -26,7 +26,7 @@ Usage::
     python bench/gpu_steps.py --device cuda --steps 200 --json out/gpu_steps.json
     python bench/gpu_steps.py --device cpu --steps 2 --warmup 1 --only ds4d
     python bench/gpu_steps.py --device cpu --preset tiny --steps 3 --warmup 2   # a smoke run
-    python bench/gpu_steps.py --save-clip .gpu/clip.pkl.gz  # the DS4D clip, for a machine
+    python bench/gpu_steps.py --save-clip .gpu/clip.npz     # the DS4D clip, for a machine
                                                             # without PyAV or the data folder
 
 Prints a table, then one JSON line.
@@ -35,9 +35,8 @@ Prints a table, then one JSON line.
 from __future__ import annotations
 
 import dataclasses
-import gzip
+import json
 import os
-import pickle
 import sys
 import time
 import traceback
@@ -229,12 +228,25 @@ def bench_ds4d(args, clock: StepClock, rows: list, result: dict) -> None:
 
 
 def _load_clip(path: Path, cfg):
-    if path.suffix == ".gz":
-        with gzip.open(path, "rb") as fh:
-            return pickle.load(fh)
-    from backend.methods.ds4d.clip import InputConfig, load_clip
+    """The paper-sized working clip of a video, or of an ``.npz`` written by :func:`_save_clip`
+    (arrays and a JSON record: nothing is unpickled)."""
+    from backend.methods.ds4d.clip import Clip, CropBox, InputConfig, load_clip
 
+    if path.suffix == ".npz":
+        with np.load(path, allow_pickle=False) as z:
+            meta = json.loads(str(z["meta"]))
+            return Clip(z["rgba"], z["times"], z["source_indices"], meta["names"],
+                        CropBox(**meta["box"]), tuple(meta["source_size"]), meta["fps"],
+                        meta["mask_source"], meta["source_frames"])
     return load_clip(path, InputConfig(size=cfg.size, frames=cfg.frames))
+
+
+def _save_clip(clip, path: Path) -> None:
+    meta = {"names": list(clip.names), "box": dataclasses.asdict(clip.box),
+            "source_size": list(clip.source_size), "fps": clip.fps,
+            "mask_source": clip.mask_source, "source_frames": int(clip.source_frames)}
+    np.savez_compressed(path, rgba=clip.rgba, times=clip.times,
+                        source_indices=clip.source_indices, meta=np.array(json.dumps(meta)))
 
 
 def _row(clock: StepClock, stage: str, iters: int, rows: list, result: dict, group: str) -> None:
@@ -270,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's)")
     ap.add_argument("--tf32", action="store_true", help="allow TF32 matrix products on CUDA")
     ap.add_argument("--save-clip", type=Path, default=None,
-                    help="only write the paper-sized DS4D clip here (gzipped pickle, .pkl.gz) "
+                    help="only write the paper-sized DS4D clip here (.npz) "
                     "and exit")
     ap.add_argument("--preset", default="paper", choices=["paper", "tiny"],
                     help="the presets timed (tiny: a smoke run of this script)")
@@ -281,8 +293,7 @@ def main(argv: list[str] | None = None) -> int:
         from backend.methods.ds4d.presets import preset
 
         args.save_clip.parent.mkdir(parents=True, exist_ok=True)
-        with gzip.open(args.save_clip, "wb") as fh:
-            pickle.dump(_load_clip(args.clip, preset("paper")), fh)
+        _save_clip(_load_clip(args.clip, preset("paper")), args.save_clip)
         print(f"wrote {args.save_clip}")
         return 0
     if args.device == "auto" and not torch.cuda.is_available():

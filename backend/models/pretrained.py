@@ -46,7 +46,7 @@ class Pretrained:
         method, folder: it lives in ``<models dir>/<method>/<folder>/``.
         repo: Hugging Face repository id (Hub models) or None; url: direct download (others).
         required: paths (files or folders) that must exist; ``weights``: alternatives, one of
-            which must exist (safetensors or a pickle).
+            which must exist (safetensors, or a .pth read with torch.load(weights_only=True)).
         purpose, presets: what it is for and which preset uses it.
         extra: the pip extra that must be installed to use it (None: none).
         files: recorded checksums (empty: unknown in this repository).

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-pytest.importorskip("fsspec")
+pytest.importorskip("fsspec", reason="--result-store needs the ray extra: pip install -e '.[ray]'")
 
 from backend.server.result_store import ResultStore, StoreError  # noqa: E402
 from shared.errors import Anim4DError  # noqa: E402
