@@ -1,8 +1,10 @@
-"""Helpers several test folders share: polling with a ceiling, and the bpy skip marker."""
+"""Helpers several test folders share: polling with a ceiling, the bpy skip marker, a
+debug.sleep that runs until cancelled, and the pids a job started in (its worker.log)."""
 
 from __future__ import annotations
 
 import importlib.util
+import re
 import time
 
 import pytest
@@ -24,3 +26,16 @@ def until(predicate, timeout: float = CEILING, what: str = "condition"):
             return value
         time.sleep(0.02)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+#: debug.sleep parameters of a job that runs until it is cancelled
+BLOCK = {"seconds": 120.0, "steps": 1200}
+_STARTS = re.compile(r"job (\w+) \(.*\) starting in pid (\d+)")
+
+
+def starts(srv, job_id: str) -> list[int]:
+    """The pids of the processes that started this job (its worker.log) on the embedded
+    server ``srv``."""
+    log = srv.server.store.job_dir(job_id) / "worker.log"
+    text = log.read_text() if log.exists() else ""
+    return [int(pid) for job, pid in _STARTS.findall(text) if job == job_id]

@@ -5,26 +5,17 @@ worker killed mid-job, crashes past the retries, cancel, progress and preview ev
 from __future__ import annotations
 
 import os
-import re
 import signal
 import threading
 
-from support import until
+from support import BLOCK, starts, until
 
 from blender_addon.core.client import Client
 
 QUICK = {"seconds": 0.0, "steps": 2}
-BLOCK = {"seconds": 120.0, "steps": 1200}  # runs until cancelled
-STARTS = re.compile(r"job (\w+) \(.*\) starting in pid (\d+)")
 
 
 
-
-def starts(srv, job_id: str) -> list[int]:
-    """The pids of the worker processes that started this job (its worker.log)."""
-    log = srv.server.store.job_dir(job_id) / "worker.log"
-    text = log.read_text() if log.exists() else ""
-    return [int(pid) for job, pid in STARTS.findall(text) if job == job_id]
 
 
 def test_twenty_clients_five_jobs_each_none_lost_or_duplicated(ray_server):

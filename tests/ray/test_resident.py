@@ -8,23 +8,12 @@ a file through the model cache as a method loads its weights (backend/jobs/debug
 from __future__ import annotations
 
 import os
-import re
 import signal
 from pathlib import Path
 
-from support import until
+from support import BLOCK, starts, until
 
 from blender_addon.core.client import Client
-
-BLOCK = {"seconds": 120.0, "steps": 1200}  # runs until cancelled
-STARTS = re.compile(r"job (\w+) \(.*\) starting in pid (\d+)")
-
-
-def starts(srv, job_id: str) -> list[int]:
-    """The pids of the processes that started this job (its worker.log)."""
-    log = srv.server.store.job_dir(job_id) / "worker.log"
-    text = log.read_text() if log.exists() else ""
-    return [int(pid) for job, pid in STARTS.findall(text) if job == job_id]
 
 
 def alive(pid: int) -> bool:

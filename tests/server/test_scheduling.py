@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from support import until
+from support import BLOCK, until
 
 from backend.jobs.registry import debug_kinds
 from backend.server.embedded import EmbeddedServer
@@ -17,7 +17,6 @@ from blender_addon.core.client import Client
 from shared.errors import Anim4DError
 
 QUICK = {"seconds": 0.0, "steps": 1}
-BLOCK = {"seconds": 120.0, "steps": 1200}  # runs until cancelled
 
 
 

@@ -11,7 +11,8 @@ everything is fixed, which allows three savings that give the same function:
   with the ``tiny`` preset's top-k at 75 % the dense form is 40 % cheaper);
 - **split first layer**: the input is ``[PE(x), codes]`` and only PE(x) varies over points, so
   the code columns of layer 0 (and of every skip layer) become one bias per vector;
-- bias and ReLU in place (``baddbmm``, ``relu_``), chunks of points bounded in memory.
+- bias fused into the product (``baddbmm``), the graph of :meth:`FieldMLP.run`, chunks of
+  points bounded in memory.
 
 The result equals ``FieldRep`` up to float rounding (tests/dnf/test_shared_points.py: worst
 element under 1e-5 at every stage). Training and fitting keep ``FieldRep``.
@@ -58,30 +59,24 @@ def eval_shared_points(rep: FieldRep, x: torch.Tensor, vecs: torch.Tensor,
     codes = torch.cat([cond.float(), code], dim=-1) if cond is not None else code  # [T, Dc]
     weights = layer_weights(rep, vecs)
     mlp = rep.mlp
-    e = posenc(x[:1].float(), rep.pe_freqs).shape[-1]
-    # per vector, the code columns of layer 0 and of each skip layer are a bias
-    bias: dict[int, torch.Tensor] = {}
+    # per vector, the code columns (the last ones) of layer 0 and of each skip layer are a bias
+    bias: list[torch.Tensor] = []
     for j, (w, b) in enumerate(weights):
         if j == 0 or j in mlp.skip:
             wc = w[..., w.shape[-1] - codes.shape[-1]:]  # [T, out, Dc]
-            bias[j] = torch.matmul(wc, codes[:, :, None])[..., 0] + b  # [T, out]
+            bias.append(torch.matmul(wc, codes[:, :, None])[..., 0] + b)  # [T, out]
         else:
-            bias[j] = b[None].expand(t, -1)
+            bias.append(b[None].expand(t, -1))
+
+    def apply(j: int, h: torch.Tensor) -> torch.Tensor:
+        # h is [PE(x)] or [h, PE(x)] (the graph re-concatenates the input we give it: PE
+        # alone): its columns are the weight's first ones, the code columns are in the bias
+        w = weights[j][0]
+        return torch.baddbmm(bias[j][:, None, :], h, w[..., :h.shape[-1]].transpose(1, 2))
+
     out = torch.empty(t, x.shape[0], mlp.out_dim)
     step = max(256, CHUNK_ROWS // max(1, t))
     for s in range(0, x.shape[0], step):
         pe = posenc(x[s:s + step].float(), rep.pe_freqs)  # [P, E]
-        pe_t = pe[None].expand(t, -1, -1)
-        h = torch.baddbmm(bias[0][:, None, :], pe_t, weights[0][0][..., :e].transpose(1, 2))
-        h.relu_()
-        for j in range(1, mlp.depth + 1):
-            w = weights[j][0]
-            if j in mlp.skip:
-                hid = h.shape[-1]
-                y = torch.baddbmm(bias[j][:, None, :], h, w[..., :hid].transpose(1, 2))
-                y.baddbmm_(pe_t, w[..., hid:hid + e].transpose(1, 2))
-            else:
-                y = torch.baddbmm(bias[j][:, None, :], h, w.transpose(1, 2))
-            h = y.relu_() if j < mlp.depth else y
-        out[:, s:s + step] = h
+        out[:, s:s + step] = mlp.run(pe[None].expand(t, -1, -1), apply)
     return out

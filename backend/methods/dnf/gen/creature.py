@@ -252,8 +252,9 @@ def sample_creatures(model, shape_gen, motion_gen, n: int, times: np.ndarray, se
         if f.shape[0] == 0:
             raise FormatError(f"sampled creature {i + 1} (seed {seed}) has no surface: its SDF "
                               "does not cross zero; try another seed")
-        pts = surface_points(v, f, SPREAD_POINTS, seed=i)
-        near = _nearest(pts, surfaces)
+        if min_chamfer > 0:
+            pts = surface_points(v, f, SPREAD_POINTS, seed=i)
+            near = _nearest(pts, surfaces)
         for k in range(1, SHAPE_REDRAWS + 1):  # a twin of an earlier creature: redraw the shape
             if min_chamfer <= 0 or near >= min_chamfer:
                 break
@@ -267,7 +268,8 @@ def sample_creatures(model, shape_gen, motion_gen, n: int, times: np.ndarray, se
             if cnear > near:
                 shapes[i], v, f, info, pts, near = cand, cv, cf, cinfo, cpts, cnear
                 surface_redraws[i] = k
-        surfaces.append(pts)
+        if min_chamfer > 0:
+            surfaces.append(pts)
         dropped.append(info["dropped_pieces"])
         canon.append(v)
         faces.append(f)

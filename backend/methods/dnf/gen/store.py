@@ -54,8 +54,8 @@ def generator_preset(name: str, frames: int) -> GeneratorPreset:
     )
     from .noise import NoiseConfig
 
+    window = min(16, frames)  # every preset's motion window
     if name == "tiny":
-        window = min(16, frames)
         return GeneratorPreset(
             "tiny",
             ShapeDiffusionConfig(denoiser=DenoiserConfig(width=64, depth=3, heads=4),
@@ -68,12 +68,10 @@ def generator_preset(name: str, frames: int) -> GeneratorPreset:
                 context=max(1, min(4, window - 1)), resample=1,
                 min_clip_motion=MIN_CLIP_MOTION))
     if name == "default":  # the gen.config defaults (GPU-sized for the tiny dictionary)
-        window = min(16, frames)
         return GeneratorPreset("default", ShapeDiffusionConfig(), MotionDiffusionConfig(
             denoiser=MotionDenoiserConfig(window=window), context=max(1, min(8, window - 1)),
             min_clip_motion=MIN_CLIP_MOTION))
     if name == "paper":  # the public code's denoiser (HyperDiffusion's GPT): GPU-sized
-        window = min(16, frames)
         noise = NoiseConfig(train_steps=500)
         optim = OptimConfig(iters=100_000, batch=64, lr=1e-4, warmup=1000, ema=0.9999,
                             log_every=100)
