@@ -115,23 +115,35 @@ def verdict(d, a) -> str:
     return "; ".join(parts) + "."
 
 
-def copy_rows(res, model) -> list[str]:
+def job_guards() -> dict:
+    """The redraw guards of ``creature.sample`` at the job's defaults (from its spec)."""
+    from backend.methods.dnf.creature_jobs import SAMPLE, spec
+
+    return {p.name: p.default for p in spec(SAMPLE, ["tiny"]).params
+            if p.name.startswith("min_")}
+
+
+def copy_rows(res, model, label: str, guard_min: float) -> list[str]:
     c = res.copy
     names = [model.instances[i]["name"] for i in res.train_index]
     rows = []
     for s in range(len(c.nearest)):
         if not np.isfinite(c.nearest[s]):
-            rows.append(f"| {res.stage} | {s} | no surface | | | |")
+            rows.append(f"| {label} | {s} | no surface | | | | |")
             continue
         nm = names[c.nearest_index[s]].replace("|", "\\|")
-        rows.append(f"| {res.stage} | {s} | {nm} | {c.nearest[s] * 1e3:.3f} | "
-                    f"{c.ratio[s]:.2f} | {c.percentile[s]:.0f} |")
+        g = res.guard[s] if s < len(res.guard) else float("nan")
+        flag = " (copy)" if g < guard_min else ""
+        rows.append(f"| {label} | {s} | {nm} | {c.nearest[s] * 1e3:.3f} | "
+                    f"{c.ratio[s]:.2f} | {c.percentile[s]:.0f} | {g * 1e3:.2f}{flag} |")
     return rows
 
 
 def to_markdown(model, refs, ref_pts, results, settings, quick: bool, command: str,
                 picture: str, seconds: float, sizes: str = "default") -> str:
-    d, a = results["d"], results["a"]
+    d, a, j = results["d"], results["a"], results["j"]
+    guards = job_guards()
+    gmin = guards["min_novelty"]
     cfg = model.preset.data
     lines = ["# DNF part 2: generated creatures against held-out sequences (results)", ""]
     if sizes == "tiny" and not quick:
@@ -182,10 +194,20 @@ def to_markdown(model, refs, ref_pts, results, settings, quick: bool, command: s
         "| samples without a surface | motion x 10^2 |", "|---|---|---|---|---|---|",
         _describe(d, "(d) dictionary: codes + singular values + residual coefficients"),
         _describe(a, "(a) baseline: auto-decoder latent codes alone"),
+        _describe(j, "(d) drawn through `creature.sample`'s guards (below)"),
         f"| held-out references themselves | | | | | {_moves(ref_pts)} |",
         f"| training instances of the copy check, decoded from (d) / (a) vectors | | | | | "
         f"{100 * d.train_motion:.2f} / {100 * a.train_motion:.2f} |",
         "", verdict(d, a), "",
+        "The third row is the (d) generator drawn the way `creature.sample` draws (its own "
+        "sampler, `backend/methods/dnf/gen/creature.py`, with the job's default guards: "
+        + ", ".join(f"{k} {v:g}" for k, v in guards.items())
+        + "): shapes and motions redrawn when a creature is a twin of another in the batch, "
+        "idles, or is a copy of a training instance, and pieces under 2 % of the area dropped. "
+        f"Redraws: twin shapes {sum(j.meta.get('surface_redraws', []))}, idle motions "
+        f"{sum(j.meta.get('motion_redraws', []))}, copies "
+        f"{sum(j.meta.get('novelty_redraws', []))} (creatures redrawn as copies: "
+        f"{sum(k > 0 for k in j.meta.get('novelty_redraws', []))} of {len(j.guard)}).", "",
         "Motion: mean distance of the followed surface points from their frame 0 position over "
         "frames 1 to the last (normalised units, x 10^2): how much the sequences move.", "",
         f"For scale, the {PAPER} (their baseline, not ours; other data and sizes).", "",
@@ -194,20 +216,26 @@ def to_markdown(model, refs, ref_pts, results, settings, quick: bool, command: s
         "of the same representation, so a memorised vector would be at distance ~0), against "
         "the training set's own leave-one-out nearest-neighbour distances: ratio = distance / "
         "median training NN distance; percentile = share of training NN distances below it "
-        "(0 = closer to a training instance than any training instance is to another).", ""]
-    for res in (d, a):
+        "(0 = closer to a training instance than any training instance is to another).", "",
+        "Guard: the distance `creature.sample`'s copy guard measures for the sample "
+        "(`backend/methods/dnf/gen/novelty.py`: 1,024 points, the training instances meshed at "
+        f"64^3, x 10^3); below its default `min_novelty` {gmin * 1e3:g} x 10^-3 the job "
+        "calls the creature a copy and redraws it (the first two row groups are plain draws, "
+        "so copies stay in them; the third went through the guard).", ""]
+    rows = (("d", d), ("a", a), ("d+guards", j))
+    for label, res in rows:
         c = res.copy
         ok = np.isfinite(c.nearest)
         lines.append(
-            f"- ({res.stage}): training NN distance median {np.median(c.train_nn) * 1e3:.3f} "
+            f"- ({label}): training NN distance median {np.median(c.train_nn) * 1e3:.3f} "
             f"x 10^-3 over {len(c.train_nn)} training instances; samples: ratio min "
             f"{c.ratio[ok].min():.2f}, median {np.median(c.ratio[ok]):.2f}; percentile min "
             f"{c.percentile[ok].min():.0f}, median {np.median(c.percentile[ok]):.0f}."
-            if ok.any() else f"- ({res.stage}): no sample has a surface.")
+            if ok.any() else f"- ({label}): no sample has a surface.")
     lines += ["", "| rep. | sample | nearest training instance | distance x 10^3 | ratio | "
-              "percentile |", "|---|---|---|---|---|---|"]
-    for res in (d, a):
-        lines += copy_rows(res, model)
+              "percentile | guard x 10^3 |", "|---|---|---|---|---|---|---|"]
+    for label, res in rows:
+        lines += copy_rows(res, model, label, gmin)
     lines += ["", "## Samples", "",
               f"![sampled creatures]({picture})", "",
               f"Samples of the dictionary generator (d), frames 0, {cfg.frames // 2} and "
@@ -222,6 +250,8 @@ def to_markdown(model, refs, ref_pts, results, settings, quick: bool, command: s
     for k in d.seconds:
         label = "generators (load or train, this run)" if k == "generators" else k
         lines.append(f"| {label} | {d.seconds[k]:.0f} | {a.seconds.get(k, float('nan')):.0f} |")
+    lines.append("| (d) through the job's sampler: "
+                 + ", ".join(f"{k} {v:.0f} s" for k, v in j.seconds.items()) + " | | |")
     lines += ["", f"Whole evaluation: {seconds:.0f} s (one torch thread, shared 2-core CPU).",
               ""]
     return "\n".join(lines)
@@ -264,7 +294,11 @@ def main() -> int:
     import torch
 
     from backend.methods.dnf.checkpoint import load_checkpoint
-    from backend.methods.dnf.gen_eval import evaluate_representation, reference_sequences
+    from backend.methods.dnf.gen_eval import (
+        evaluate_job_sampler,
+        evaluate_representation,
+        reference_sequences,
+    )
     from backend.methods.dnf.gen_metrics import distances, sequence_points
 
     torch.set_num_threads(args.threads)
@@ -300,6 +334,8 @@ def main() -> int:
         elif (shape_gen.config, motion_gen.config) != (settings.shape, settings.motion):
             raise SystemExit(f"{folder}: the baseline generators were trained with another "
                              "configuration than (d)'s; run with --retrain")
+    results["j"] = evaluate_job_sampler(model, results["d"], ref_pts, d_rr, settings,
+                                        job_guards())
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     picture = out.with_suffix(".png")

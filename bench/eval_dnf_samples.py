@@ -48,6 +48,32 @@ def creature_row(canon: np.ndarray, faces: np.ndarray, verts: np.ndarray) -> dic
 SECTION = "## Sample checks"
 
 
+def _e3(x: float | None) -> str:
+    return "n/a" if x is None else f"{x * 1e3:.1f}"
+
+
+def copy_summary(results: list[dict], train_nn: np.ndarray | None, min_novelty: float) -> str:
+    """One paragraph: the creatures' distances to their nearest training instance against the
+    training set's own nearest-neighbour distances (both as the copy guard measures them)."""
+    cs = [c for r in results for c in r["creatures"] if c["novelty"] is not None]
+    if not cs or train_nn is None:
+        return "The copy guard was off (`--min-novelty 0`): no distances to training instances."
+    near = min(cs, key=lambda c: c["novelty"])
+    med = float(np.median(train_nn))
+    pct = 100.0 * float(np.mean(train_nn < near["novelty"]))
+    redrawn = sum(c["novelty_redraws"] > 0 for c in cs)
+    return (f"Copy guard (`min_novelty` {min_novelty:g}: a creature nearer than that to a "
+            "training instance, by the sequence Chamfer of `backend/methods/dnf/gen/novelty.py`, "
+            "is redrawn): the nearest training instance of each creature, x 10^3, in the table. "
+            f"The training set's own nearest-neighbour distances, measured the same way: median "
+            f"{med * 1e3:.2f}, lowest {train_nn.min() * 1e3:.2f} (identical meshes doing the "
+            "same clip), 10th percentile "
+            f"{np.percentile(train_nn, 10) * 1e3:.2f}. Nearest creature of the {len(cs)}: "
+            f"{near['novelty'] * 1e3:.2f} from {near['nearest_training'].replace('|', ' ')} "
+            f"(ratio {near['novelty'] / med:.2f} to the median, percentile {pct:.0f}); "
+            f"{redrawn} of {len(cs)} creatures were redrawn as copies.")
+
+
 def run_seed(model, sgen, mgen, info, args, seed: int) -> dict:
     """One ``creature.sample`` batch of ``seed``: prints its table, returns its result."""
     from backend.methods.dnf.gen.creature import sample_creatures
@@ -59,7 +85,8 @@ def run_seed(model, sgen, mgen, info, args, seed: int) -> dict:
                                         args.steps, args.resolution, info.get("stage", "d"),
                                         min_piece=args.min_piece, min_motion=args.min_motion,
                                         min_spread=args.min_spread,
-                                        min_chamfer=args.min_chamfer)
+                                        min_chamfer=args.min_chamfer,
+                                        min_novelty=args.min_novelty)
     seconds = time.perf_counter() - t0
     rows = [creature_row(c, f, v) for c, f, v in zip(creatures.canonical, creatures.faces, verts,
                                                       strict=True)]
@@ -69,6 +96,11 @@ def run_seed(model, sgen, mgen, info, args, seed: int) -> dict:
         r["motion_redraws"] = k
     for r, k in zip(rows, creatures.meta["surface_redraws"], strict=True):
         r["shape_redraws"] = k
+    m = creatures.meta
+    for k, r in enumerate(rows):  # the copy guard's figures (min_novelty; none when it is off)
+        r["novelty"] = m["novelty"][k] if "novelty" in m else None
+        r["nearest_training"] = m["nearest_training"][k] if "novelty" in m else None
+        r["novelty_redraws"] = m["novelty_redraws"][k] if "novelty" in m else 0
     pts = [surface_points(c, f, 2048, seed=i)
            for i, (c, f) in enumerate(zip(creatures.canonical, creatures.faces, strict=True))]
     pair = {f"{i}-{j}": chamfer(pts[i], pts[j]) * 1e3
@@ -97,7 +129,8 @@ def run_seed(model, sgen, mgen, info, args, seed: int) -> dict:
             "all_pass": bool(ok_all and low >= bar), "seconds": seconds}
 
 
-def markdown_section(results: list[dict], args, generator: dict) -> str:
+def markdown_section(results: list[dict], args, generator: dict,
+                     train_nn: np.ndarray | None = None) -> str:
     """The ``## Sample checks`` section of docs/results/dnf_generate.md for ``results``."""
     seeds = " ".join(str(r["seed"]) for r in results)
     moving = sum(c["motion_share"] >= 0.01 for r in results for c in r["creatures"])
@@ -112,15 +145,16 @@ def markdown_section(results: list[dict], args, generator: dict) -> str:
         f"`{generator.get('motion.safetensors', '?')[:12]}...`), the job's defaults "
         f"(fps {args.fps:g}, resolution {args.resolution}, {args.steps} DDIM steps, min_piece "
         f"{args.min_piece:g}, min_motion {args.min_motion:g}, min_spread {args.min_spread:g}, "
-        f"min_chamfer {args.min_chamfer:g}): "
+        f"min_chamfer {args.min_chamfer:g}, min_novelty {args.min_novelty:g}): "
         "each creature in at most 3 pieces, closed (watertight), moving (mean vertex distance "
         "from frame 0 over the other frames at least 1 % of the canonical bounding-box "
         "diagonal), every frame's bounding-box diagonal within 1.5x of the canonical one; the "
         "4 canonical shapes pairwise apart (Chamfer x 10^3 at least 3 x the training Chamfer "
         f"{TRAIN_CHAMFER_D} = {3 * TRAIN_CHAMFER_D:.2f}).", "",
         "| seed | pieces | closed | bbox max / min | motion % | motion redraws | shape redraws "
-        "(min_chamfer) | min pairwise Chamfer x 10^3 | all bars |",
-        "|---|---|---|---|---|---|---|---|---|"]
+        "(min_chamfer) | min pairwise Chamfer x 10^3 | nearest training x 10^3 | copy redraws "
+        "| all bars |",
+        "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         cs = r["creatures"]
         motion = " / ".join(f"{100 * c['motion_share']:.2f}" for c in cs)
@@ -133,6 +167,8 @@ def markdown_section(results: list[dict], args, generator: dict) -> str:
             f"{' / '.join(str(c['motion_redraws']) for c in cs)} | "
             f"{' / '.join(str(c['shape_redraws']) for c in cs)} | "
             f"{min(r['pairwise_chamfer_e3'].values()):.1f} | "
+            f"{' / '.join(_e3(c['novelty']) for c in cs)} | "
+            f"{' / '.join(str(c['novelty_redraws']) for c in cs)} | "
             f"{'pass' if r['all_pass'] else 'FAIL'} |")
     failing = []
     for r in results:
@@ -147,7 +183,9 @@ def markdown_section(results: list[dict], args, generator: dict) -> str:
         if bars:
             failing.append(f"seed {r['seed']} ({', '.join(bars)})")
     lines += ["", f"{moving} of {total} creatures move at least 1 %. Bars failed: "
-              f"{'; '.join(failing) if failing else 'none'}. The motion diffusion is "
+              f"{'; '.join(failing) if failing else 'none'}.", "",
+              copy_summary(results, train_nn, args.min_novelty), "",
+              "The motion diffusion is "
               "trained without the training clips that move under 1 % (`min_clip_motion`, "
               "`backend/methods/dnf/gen/clips.py`; the list, and the figures before, when it "
               "was trained on them too, are in `backend/methods/dnf/checkpoints/tiny/"
@@ -184,6 +222,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="the job's min_spread (default %(default)s, the job's default)")
     ap.add_argument("--min-chamfer", type=float, default=0.009,
                     help="the job's min_chamfer (default %(default)s, the job's default)")
+    ap.add_argument("--min-novelty", type=float, default=0.003,
+                    help="the job's min_novelty (default %(default)s, the job's default)")
     ap.add_argument("--model-dir", type=Path, default=None)
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--doc", type=Path, default=None,
@@ -197,8 +237,18 @@ def main(argv: list[str] | None = None) -> int:
     model = load_checkpoint(folder)
     sgen, mgen, info = load_model_generator(folder, model.sha256)
     results = [run_seed(model, sgen, mgen, info, args, s) for s in args.seed]
+    train_nn = None
+    if args.min_novelty > 0:  # the training set's own distances, as the copy guard measures
+        from backend.methods.dnf.gen.novelty import training_prints
+        from backend.methods.dnf.gen_metrics import pairwise_chamfer
+
+        d = pairwise_chamfer(training_prints(model, info.get("stage", "d")).points)
+        np.fill_diagonal(d, np.inf)
+        train_nn = d.min(1)
+        print(copy_summary(results, train_nn, args.min_novelty))
     if args.doc is not None:
-        write_section(args.doc, markdown_section(results, args, info.get("weights_sha256", {})))
+        write_section(args.doc, markdown_section(results, args, info.get("weights_sha256", {}),
+                                                 train_nn))
         print(f"wrote the {SECTION[3:]!r} section of {args.doc}")
     head = {"bench": "eval_dnf_samples", "args": vars(args) | {"model_dir": str(folder)}}
     result = head | results[0] if len(results) == 1 else \

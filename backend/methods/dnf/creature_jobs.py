@@ -79,6 +79,11 @@ _MIN_CHAMFER = ParamSpec("min_chamfer", "float", 0.009, help="Redraw a creature 
                          "the batch, the draw farthest from the others stays; default about 3x "
                          "the shipped dictionary's own decoding error; 0 keeps every draw",
                          min=0.0, max=1.0)
+_MIN_NOVELTY = ParamSpec("min_novelty", "float", 0.003, help="Redraw a creature (shape and "
+                         "motion, up to 4 times) whose animation is nearer than this to one the "
+                         "generator was trained on (sequence Chamfer, normalised units): a copy; "
+                         "default just above the distance of two samplings of one animation; "
+                         "0 keeps every draw", min=0.0, max=1.0)
 _MIN_PIECE = ParamSpec("min_piece", "float", 0.02, help="Drop surface pieces smaller than this "
                        "share of the creature's area (islands that would float); 0 keeps all",
                        min=0.0, max=0.5)
@@ -92,7 +97,8 @@ def spec(kind: str, names: Sequence[str]) -> KindSpec:
                         description="Sample new animated creatures from a DNF generator",
                         params=(m, ParamSpec("n", "int", 1, help="How many creatures", min=1,
                                              max=16), *_timing(), _SEED, _STEPS, _RES,
-                                _MIN_PIECE, _MIN_MOTION, _MIN_SPREAD, _MIN_CHAMFER),
+                                _MIN_PIECE, _MIN_MOTION, _MIN_SPREAD, _MIN_CHAMFER,
+                                _MIN_NOVELTY),
                         section="Creatures", resample_kind=RESAMPLE)
     if kind == ANIMATE:
         return KindSpec(ANIMATE, "Animate my mesh", representation="mesh_sequence",
@@ -160,8 +166,9 @@ def _load(ctx: JobContext, name: str):
 
 
 def _reporter(ctx: JobContext):
-    spans = {"shape": (0.05, 0.15), "motion": (0.2, 0.5), "mesh": (0.7, 0.25),
-             "fit-shape": (0.05, 0.25)}
+    # in the order sample_creatures runs them (animate_mesh: fit-shape, then motion)
+    spans = {"shape": (0.03, 0.12), "mesh": (0.15, 0.2), "fit-shape": (0.05, 0.3),
+             "motion": (0.35, 0.43), "prints": (0.78, 0.1), "novelty": (0.88, 0.07)}
 
     def report(stage: str, fraction: float, message: str) -> None:
         lo, width = spans.get(stage, (0.0, 1.0))
@@ -198,7 +205,8 @@ def run_sample(ctx: JobContext, params: dict, inputs: list[Path]) -> Manifest:
                                         min_piece=params["min_piece"],
                                         min_motion=params["min_motion"],
                                         min_spread=params["min_spread"],
-                                        min_chamfer=params["min_chamfer"])
+                                        min_chamfer=params["min_chamfer"],
+                                        min_novelty=params["min_novelty"])
     creatures.meta["generator_sha256"] = info.get("weights_sha256", {})
     seqs = [MeshSequence(v, f, times, name=f"creature_{i}")
             for i, (v, f) in enumerate(zip(verts, creatures.faces, strict=True))]
@@ -206,7 +214,22 @@ def run_sample(ctx: JobContext, params: dict, inputs: list[Path]) -> Manifest:
     return _coeff_result(ctx, seqs, SAMPLE, params, creatures, seed=params["seed"],
                          checkpoint_sha256=model.sha256,
                          extra={"motion_fps": creatures.motion_fps,
-                                "motion_frames": int(creatures.motions.shape[1])})
+                                "motion_frames": int(creatures.motions.shape[1]),
+                                "notes": copy_notes(creatures.meta),
+                                **{k: creatures.meta[k] for k in ("novelty", "nearest_training")
+                                   if k in creatures.meta}})
+
+
+def copy_notes(meta: dict) -> list[str]:
+    """A note per creature the copy guard could not move away from a training instance."""
+    from .gen.creature import NOVELTY_REDRAWS
+
+    lim = meta.get("min_novelty", 0.0)
+    return [f"creature {i + 1} is still {d:.4f} from training instance {name} after "
+            f"{NOVELTY_REDRAWS} redraws (min_novelty {lim:g}): it is close to a copy; "
+            "try another seed" for i, (d, name) in
+            enumerate(zip(meta.get("novelty", []), meta.get("nearest_training", []),
+                          strict=True)) if d < lim]
 
 
 def run_animate_mesh(ctx: JobContext, params: dict, inputs: list[Path]) -> Manifest:

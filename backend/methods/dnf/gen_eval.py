@@ -37,6 +37,7 @@ from .gen_metrics import (
     CopyCheck,
     SetMetrics,
     copy_check,
+    copy_check_nn,
     distances,
     motion_amount,
     sequence_points,
@@ -174,7 +175,9 @@ def train_points(model, stage: str, settings: GenEvalSettings) -> tuple[list[int
 
 @dataclass
 class RepResult:
-    """One representation's evaluation; ``gens``: the (shape, motion) generators used."""
+    """One representation's evaluation; ``gens``: the (shape, motion) generators used;
+    ``guard``: each sample's copy-guard distance (:func:`guard_distances`); ``meta``: the job
+    sampler's record (:func:`evaluate_job_sampler`)."""
 
     stage: str
     gens: tuple[ShapeGenerator, MotionGenerator]
@@ -185,6 +188,9 @@ class RepResult:
     empty: int
     seconds: dict[str, float]
     train_motion: float = float("nan")
+    train_points: list = field(default_factory=list)
+    guard: list[float] = field(default_factory=list)
+    meta: dict = field(default_factory=dict)
 
 
 def evaluate_representation(model, stage: str, refs_points: list[np.ndarray],
@@ -216,5 +222,68 @@ def evaluate_representation(model, stage: str, refs_points: list[np.ndarray],
     log(f"[{stage}] MMD {metrics.mmd * 1e3:.3f} COV {metrics.cov:.1%} 1-NNA {metrics.nna:.1%}; "
         f"copy check done in {sec['copy check']:.0f} s")
     moves = [motion_amount(tpts[k]) for k in keep]
+    t = time.monotonic()
+    guard = guard_distances(model, stage, sampled, settings)
+    sec["copy guard"] = time.monotonic() - t
     return RepResult(stage, gens, sampled, metrics, copy, [idx[k] for k in keep], empty, sec,
-                     float(np.mean(moves)) if moves else float("nan"))
+                     float(np.mean(moves)) if moves else float("nan"),
+                     [tpts[k] for k in keep], guard)
+
+
+def guard_distances(model, stage: str, sampled: Sampled, settings: GenEvalSettings
+                    ) -> list[float]:
+    """What ``creature.sample``'s copy guard (:mod:`.gen.novelty`) measures for each sample:
+    its distance to the nearest training instance's print (inf: no surface)."""
+    from .gen.creature import mesh_shape
+    from .gen.novelty import creature_print, training_prints
+
+    prints = training_prints(model, stage)
+    out = []
+    for i, pts in enumerate(sampled.points):
+        if pts is None:
+            out.append(float("inf"))
+            continue
+        v, f, _ = mesh_shape(model, stage, sampled.shapes[i], settings.resolution)
+        out.append(prints.nearest(creature_print(model, stage, v, f, sampled.shapes[i],
+                                                 sampled.motions[i], 1.0,
+                                                 sampled.motions.shape[1], seed=i))[0])
+    return out
+
+
+def evaluate_job_sampler(model, base: RepResult, refs_points: list[np.ndarray],
+                         d_rr: np.ndarray, settings: GenEvalSettings, guards: dict,
+                         log: Log = print) -> RepResult:
+    """``base``'s generators drawn through ``creature.sample``'s own sampler
+    (:func:`.gen.creature.sample_creatures` with the redraw guards ``guards``, e.g. the job's
+    defaults) instead of plain sampling; decoded, measured and copy-checked as ``base`` (its
+    training points and nearest-neighbour distances)."""
+    from .gen.creature import sample_creatures as job_sample
+
+    sec: dict[str, float] = {}
+    cfg = model.preset.data
+    t = time.monotonic()
+    times = frame_times(0.0, cfg)
+    creatures, verts = job_sample(model, base.gens[0], base.gens[1], len(refs_points), times,
+                                  settings.seed, settings.steps, settings.resolution, base.stage,
+                                  **guards)
+    meshes = [MeshSequence(v, f, times, name=f"job_{base.stage}_{i}")
+              for i, (v, f) in enumerate(zip(verts, creatures.faces, strict=True))]
+    points = [sequence_points(m.vertices, m.faces, settings.points, settings.seed + i)
+              for i, m in enumerate(meshes)]
+    sampled = Sampled(creatures.shapes, creatures.motions, meshes, points)
+    sec["sample+decode"] = time.monotonic() - t
+    t = time.monotonic()
+    metrics = set_metrics(distances(points, None, settings.backend), d_rr,
+                          distances(points, refs_points, settings.backend))
+    sec["metrics"] = time.monotonic() - t
+    t = time.monotonic()
+    copy = copy_check_nn(distances(points, base.train_points, settings.backend),
+                         base.copy.train_nn)
+    sec["copy check"] = time.monotonic() - t
+    log(f"[{base.stage}+guards] MMD {metrics.mmd * 1e3:.3f} COV {metrics.cov:.1%} "
+        f"1-NNA {metrics.nna:.1%}; redraws: " + ", ".join(
+            f"{k} {sum(creatures.meta.get(k, []))}"
+            for k in ("surface_redraws", "motion_redraws", "novelty_redraws")))
+    return RepResult(base.stage, base.gens, sampled, metrics, copy, base.train_index, 0, sec,
+                    base.train_motion, base.train_points,
+                    list(creatures.meta.get("novelty", [])), creatures.meta)

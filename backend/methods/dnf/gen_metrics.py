@@ -217,7 +217,11 @@ def copy_check(d_st: np.ndarray, d_tt: np.ndarray) -> CopyCheck:
         raise ValueError("the copy check needs at least 2 training instances")
     tt = np.array(d_tt, dtype=np.float64)
     np.fill_diagonal(tt, np.inf)
-    train_nn = tt.min(axis=1)
+    return copy_check_nn(d_st, tt.min(axis=1))
+
+
+def copy_check_nn(d_st: np.ndarray, train_nn: np.ndarray) -> CopyCheck:
+    """:func:`copy_check` from the training instances' nearest-neighbour distances ``[N]``."""
     nearest = d_st.min(axis=1)
     med = float(np.median(train_nn))
     ratio = nearest / med if med > 0 else np.full_like(nearest, np.inf)

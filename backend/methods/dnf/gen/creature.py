@@ -101,6 +101,8 @@ class Creatures:
 
 MOTION_REDRAWS = 4
 SHAPE_REDRAWS = 4
+#: whole-creature redraws of a copy of a training instance (``min_novelty``)
+NOVELTY_REDRAWS = 4
 #: surface samples per creature for ``min_chamfer`` (as the metrics: 2,048)
 SPREAD_POINTS = 2048
 
@@ -213,8 +215,8 @@ def project_to_surface(model, stage: str, shape_vec: torch.Tensor, verts: np.nda
 def sample_creatures(model, shape_gen, motion_gen, n: int, times: np.ndarray, seed: int,
                      steps: int, resolution: int, stage: str = "d", progress=None,
                      cancelled=None, min_piece: float = 0.0, min_motion: float = 0.0,
-                     min_spread: float = 0.0,
-                     min_chamfer: float = 0.0) -> tuple[Creatures, list[np.ndarray]]:
+                     min_spread: float = 0.0, min_chamfer: float = 0.0,
+                     min_novelty: float = 0.0) -> tuple[Creatures, list[np.ndarray]]:
     """Sample ``n`` creatures and their vertices at ``times`` (seconds from 0).
 
     Returns the :class:`Creatures` (normalised units, identity transforms) and n vertex arrays
@@ -236,7 +238,12 @@ def sample_creatures(model, shape_gen, motion_gen, n: int, times: np.ndarray, se
     the next seeds, up to :data:`SHAPE_REDRAWS` times, and the draw farthest from the others
     stays (``meta["surface_redraws"]``): near vectors are not the only twins, since the flat
     vector's dimensions matter very unequally to the surface. Shapes are meshed (and redrawn)
-    before the motion is sampled for them.
+    before the motion is sampled for them. ``min_novelty``: a creature nearer than this to a
+    training instance (:mod:`.novelty`: the copy check's sequence Chamfer, normalised units) is
+    a copy; it is redrawn whole (shape, then motion; the other guards hold for the new draws), up
+    to :data:`NOVELTY_REDRAWS` times, and the draw farthest from the training set stays
+    (``meta["novelty"]``: each creature's distance to its nearest training instance,
+    ``meta["nearest_training"]``, ``meta["novelty_redraws"]``).
     """
     motion_fps = float(motion_gen.info.get("frame_rate") or model.preset.data.fps)
     shapes = shape_gen.sample(n, seed=seed, steps=steps, progress=progress, cancelled=cancelled)
@@ -292,11 +299,96 @@ def sample_creatures(model, shape_gen, motion_gen, n: int, times: np.ndarray, se
             if share > best:
                 motions[i], seq, best, redraws[i] = m, s, share, k
         seqs.append(seq)
+    novelty = None
+    if min_novelty > 0:
+        draw = _Draw(model, stage, shape_gen, motion_gen, times, motion_fps, frames, seed, steps,
+                     resolution, min_piece, cancelled)
+        novelty = _redraw_copies(draw, shapes, motions, canon, faces, seqs, surfaces, min_novelty,
+                                 min_chamfer, min_motion, progress, cancelled)
     ident = [([0.0, 0.0, 0.0], 1.0)] * n
     meta = {"seed": int(seed), "steps": int(steps), "model_sha256": model.sha256,
             "resolution": int(resolution), "min_piece": float(min_piece),
             "dropped_pieces": dropped, "min_motion": float(min_motion),
             "motion_redraws": redraws, "min_spread": float(min_spread),
             "shape_redraws": shape_redraws, "min_chamfer": float(min_chamfer),
-            "surface_redraws": surface_redraws}
+            "surface_redraws": surface_redraws, "min_novelty": float(min_novelty)}
+    if novelty is not None:
+        meta.update(novelty)
     return Creatures(shapes, motions, motion_fps, stage, canon, faces, ident, meta), seqs
+
+
+@dataclass
+class _Draw:
+    """What a whole-creature redraw needs (:func:`_redraw_copies`)."""
+
+    model: object
+    stage: str
+    shape_gen: object
+    motion_gen: object
+    times: np.ndarray
+    motion_fps: float
+    frames: int
+    seed: int
+    steps: int
+    resolution: int
+    min_piece: float
+    cancelled: object
+
+    def creature(self, i: int, k: int):
+        """Draw ``k`` of creature ``i``: (shape ``[D_s]``, verts, faces, motion ``[M, D_m]``,
+        vertices ``[Q, V, 3]``), or None when the shape has no surface."""
+        _check_cancel(self.cancelled, f"cancelled while redrawing creature {i + 1}")
+        s = self.seed + 32_452_843 * k + i
+        shape = self.shape_gen.sample(1, seed=s, steps=self.steps)[0]
+        v, f, _ = mesh_shape(self.model, self.stage, shape, self.resolution,
+                             min_piece=self.min_piece)
+        if f.shape[0] == 0:
+            return None
+        motion = self.motion_gen.sample(shape[None], self.frames, seed=s + 1, steps=self.steps)[0]
+        seq = animate(self.model, self.stage, v, shape, motion, self.motion_fps, self.times)
+        return shape, v, f, motion, seq
+
+    def distance(self, prints, i: int, v, f, shape, motion) -> tuple[float, int]:
+        from .novelty import creature_print
+
+        return prints.nearest(creature_print(self.model, self.stage, v, f, shape, motion,
+                                             self.motion_fps, self.frames, seed=i))
+
+
+def _redraw_copies(draw: _Draw, shapes, motions, canon, faces, seqs, surfaces, min_novelty,
+                   min_chamfer, min_motion, progress, cancelled) -> dict:
+    """Redraw (in place) each creature nearer than ``min_novelty`` to a training instance (see
+    :func:`sample_creatures`); a redraw counts only when it also passes ``min_chamfer`` against
+    the other creatures and ``min_motion``. Returns the meta entries."""
+    from .novelty import training_prints
+
+    prints = training_prints(draw.model, draw.stage, progress, cancelled)
+    n = len(canon)
+    dist, near, redraws = [0.0] * n, [0] * n, [0] * n
+    for i in range(n):
+        if progress is not None:
+            progress("novelty", i / n, f"copy check, creature {i + 1}/{n}")
+        dist[i], near[i] = draw.distance(prints, i, canon[i], faces[i], shapes[i], motions[i])
+        for k in range(1, NOVELTY_REDRAWS + 1):
+            if dist[i] >= min_novelty:
+                break
+            got = draw.creature(i, k)
+            if got is None:
+                continue
+            shape, v, f, motion, seq = got
+            pts = None
+            if min_chamfer > 0:
+                pts = surface_points(v, f, SPREAD_POINTS, seed=i)
+                if _nearest(pts, surfaces[:i] + surfaces[i + 1:]) < min_chamfer:
+                    continue
+            if min_motion > 0 and motion_share(v, seq) < min_motion:
+                continue
+            d, j = draw.distance(prints, i, v, f, shape, motion)
+            if d > dist[i]:
+                shapes[i], motions[i], canon[i], faces[i], seqs[i] = shape, motion, v, f, seq
+                dist[i], near[i], redraws[i] = d, j, k
+                if pts is not None:
+                    surfaces[i] = pts
+    return {"novelty": [float(d) for d in dist],
+            "nearest_training": [prints.names[j] if j >= 0 else "" for j in near],
+            "novelty_redraws": redraws}

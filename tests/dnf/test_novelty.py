@@ -1,0 +1,110 @@
+"""The copy guard (``min_novelty``): a creature that is a training instance is found and redrawn.
+
+The prints of the shipped model's 100 training instances are built once per test session (about
+20 s) into ``$ANIM4D_CACHE`` (``tests/conftest.py``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from backend.methods.dnf.checkpoint import load_checkpoint
+from backend.methods.dnf.gen.creature import mesh_shape, sample_creatures
+from backend.methods.dnf.gen.novelty import creature_print, training_prints
+from backend.methods.dnf.gen.store import load_model_generator
+from backend.methods.dnf.model_files import SHIPPED_DIR
+
+TINY = SHIPPED_DIR / "tiny"
+# the job's default: just above two samplings of one animation (module docstring of .novelty)
+MIN_NOVELTY = 0.003
+COPY = "Trex|Armature|TRex_Run"  # a training instance with no geometric twin in the set
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    model = load_checkpoint(TINY)
+    sgen, mgen, info = load_model_generator(TINY, model.sha256)
+    return model, sgen, mgen, training_prints(model, "d")
+
+
+def test_a_training_instance_decoded_again_is_found_as_a_copy(shipped):
+    model, _, _, prints = shipped
+    i = [inst["name"] for inst in model.instances].index(COPY)
+    sv, mv = model.shape_vecs["d"][i], model.motion_vecs["d"][i]
+    # meshed at the job's resolution (the prints: 64) and sampled with other points
+    v, f, _ = mesh_shape(model, "d", sv, 96)
+    dist, j = prints.nearest(creature_print(model, "d", v, f, sv, mv, 1.0, mv.shape[0],
+                                            seed=12_345))
+    print(f"{COPY} decoded again: {dist * 1e3:.3f} x 1e-3 from {prints.names[j]}")
+    assert prints.names[j] == COPY
+    assert 0.0 < dist < MIN_NOVELTY  # measured 0.98 x 10^-3: the sampling floor
+
+
+class _CopyFirst:
+    """A generator whose first draw is a training instance's vectors, later draws its own."""
+
+    def __init__(self, gen, first: torch.Tensor):
+        self.gen, self.first, self.info = gen, first, getattr(gen, "info", {})
+        self.calls = 0
+
+    def sample(self, *args, **kw):
+        self.calls += 1
+        out = self.gen.sample(*args, **kw)
+        if self.calls == 1:
+            out = out.clone()
+            first = self.first.to(out.dtype)
+            if out.dim() == 3:  # motion [n, T, D_m]: the training clip, its last frame held
+                t = min(out.shape[1], first.shape[0])
+                out[0, :t] = first[:t]
+                out[0, t:] = first[t - 1]
+            else:
+                out[0] = first
+        return out
+
+
+def test_the_guard_redraws_a_copy_and_keeps_the_others(shipped):
+    model, sgen, mgen, _ = shipped
+    i = [inst["name"] for inst in model.instances].index(COPY)
+    times = np.arange(17) / 20.0
+
+    def run(min_novelty):
+        s = _CopyFirst(sgen, model.shape_vecs["d"][i])
+        m = _CopyFirst(mgen, model.motion_vecs["d"][i])
+        return sample_creatures(model, s, m, 2, times, 5, 10, 48, "d", min_piece=0.02,
+                                min_motion=0.01, min_chamfer=0.009, min_novelty=min_novelty)
+
+    off, _ = run(0.0)
+    on, verts = run(MIN_NOVELTY)
+    meta = on.meta
+    print("novelty x 1e3:", [round(d * 1e3, 2) for d in meta["novelty"]],
+          meta["nearest_training"], meta["novelty_redraws"])
+    assert "novelty" not in off.meta and off.meta["min_novelty"] == 0.0
+    assert torch.equal(off.shapes[0], model.shape_vecs["d"][i].float())  # the copy went through
+    assert meta["novelty_redraws"][0] >= 1 and meta["novelty"][0] >= MIN_NOVELTY
+    assert not torch.equal(on.shapes[0], off.shapes[0])
+    # the other creature was no copy: untouched
+    assert meta["novelty_redraws"][1] == 0 and meta["novelty"][1] >= MIN_NOVELTY
+    assert torch.equal(on.shapes[1], off.shapes[1]) and torch.equal(on.motions[1], off.motions[1])
+    assert verts[0].shape[1] == len(on.canonical[0])
+
+
+def test_prints_come_back_from_the_cache_file(shipped, monkeypatch):
+    from backend.methods.dnf.gen import novelty
+
+    model, _, _, prints = shipped
+    monkeypatch.setattr(novelty, "_MEMORY", {})
+    monkeypatch.setattr(novelty, "build_prints", lambda *a, **k: pytest.fail("rebuilt"))
+    again = training_prints(model, "d")
+    assert again.names == prints.names and np.array_equal(again.points, prints.points)
+
+
+def test_a_creature_left_a_copy_is_named_in_the_result_notes():
+    from backend.methods.dnf.creature_jobs import copy_notes
+
+    meta = {"min_novelty": 0.003, "novelty": [0.0091, 0.0021], "novelty_redraws": [0, 2],
+            "nearest_training": ["Cow|AnimalArmature|Walk", "Horse|AnimalArmature|Walk"]}
+    notes = copy_notes(meta)
+    assert len(notes) == 1 and "creature 2" in notes[0] and "Horse|AnimalArmature|Walk" in notes[0]
+    assert copy_notes({"min_novelty": 0.0}) == []
