@@ -10,7 +10,9 @@ from pathlib import Path
 from backend.cli.progress import ProgressDisplay
 from blender_addon.core.client import Client
 from blender_addon.core.client_types import CurveConfig, JobInfo
-from shared.errors import Anim4DError, JobError, ParamError
+from blender_addon.core.import_plan import manifest_notes
+from shared.errors import Anim4DError, FormatError, JobError, ParamError
+from shared.manifest import read_manifest
 from shared.params import parse_cli_params
 
 
@@ -115,7 +117,18 @@ def _fetch(client: Client, job_id: str, out: str) -> Path:
     t0 = time.perf_counter()
     folder = client.fetch(job_id, out)
     print(f"result: {folder.resolve()} ({time.perf_counter() - t0:.2f} s to fetch)")
+    for note in result_notes(folder):
+        print(f"note: {note}")
     return folder
+
+
+def result_notes(folder: Path) -> list[str]:
+    """The notes a job left in its result's manifest (``extra.notes``: what the artist should
+    know, such as a DS4D side left unseen or a creature still near a training instance)."""
+    try:
+        return manifest_notes(read_manifest(folder))
+    except FormatError:
+        return []
 
 
 def cmd_submit(args: argparse.Namespace) -> int:

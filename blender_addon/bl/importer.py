@@ -50,13 +50,14 @@ def import_result(folder: str | Path, *, storage: str = "AUTO", start: float | N
     folder = Path(folder)
     res = open_result(folder)
     meta = plan.meta_from_manifest(res.manifest, source=str(folder))
+    told = plan.manifest_notes(res.manifest)
     if res.representation == "video":
-        return [], [plan.video_notice(res.manifest, str(folder))]
+        return [], [plan.video_notice(res.manifest, str(folder)), *told]
     if res.representation == "mesh_sequence":
         metas = plan.sequence_metas(meta, res.manifest)
         seqs = [res.mesh_sequence(i) for i in range(len(metas))]  # read all before building
         slider = plan.blend_slider(res.manifest)
-        objs, notices = [], []
+        objs, notices = [], list(told)
         for seq_meta, seq in zip(metas, seqs, strict=True):
             job = MeshImport(seq_meta, seq.faces, seq.times, seq.vertex_count, seq.uvs,
                              seq.colors, storage="SHAPE_KEYS" if slider else storage,
@@ -75,7 +76,7 @@ def import_result(folder: str | Path, *, storage: str = "AUTO", start: float | N
                           scene=scene)
     for i, frame in enumerate(frames):
         gjob.add_gaussian_frame(i, frame, rebuild=i == len(frames) - 1)
-    return [gjob.finish()], []
+    return [gjob.finish()], list(told)
 
 
 def import_folder(folder: str | Path, *, storage: str = "AUTO", start: float | None = None,

@@ -186,6 +186,16 @@ def video_notice(manifest: Any, where: str) -> str:
             f"geometry: nothing was added to the scene; the video is {where}/{video}")
 
 
+def manifest_notes(manifest: Any) -> list[str]:
+    """The notes a job left for the artist in its result (``extra.notes``: a DS4D side left
+    unseen, a creature still near a training instance, ...), prefixed with the job."""
+    m = manifest if isinstance(manifest, dict) else manifest.to_json()
+    notes = (m.get("extra") or {}).get("notes") or []
+    notes = notes if isinstance(notes, list) else [notes]
+    job = str(m.get("job_id") or "")[:8]
+    return [f"job {job}: {n}" if job else str(n) for n in notes]
+
+
 def meta_from_manifest(manifest: Any, source: str = "") -> ResultMeta:
     """The :class:`ResultMeta` of a ``shared.manifest.Manifest`` (or its JSON dict)."""
     m = manifest if isinstance(manifest, dict) else manifest.to_json()

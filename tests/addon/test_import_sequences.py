@@ -18,17 +18,27 @@ from shared.stream import ResultReader
 pytestmark = pytest.mark.blender
 
 
-def _two_sequences(folder: Path) -> Path:
-    """A result with two sequences of different topology, written as a job method writes it."""
+def _two_sequences(folder: Path, notes: list[str] | None = None) -> Path:
+    """A result with two sequences of different topology, written as a job method writes it
+    (with ``notes`` for the artist in its manifest when given)."""
     folder.mkdir(parents=True)
     a = wavy_sequence(6, 40, fps=12.0)
     b0 = wavy_sequence(6, 25, fps=12.0)
     b = MeshSequence(b0.vertices * np.float32(0.5) + np.float32([2.0, 0.3, -1.0]),
                      b0.faces[::-1].copy(), b0.times, name="second")
     ctx = JobContext(job_id="0123456789abcdef0123456789abcdef", out_dir=folder, work_dir=folder)
-    manifest = mesh_sequences_result(ctx, [a, b], "debug.resample", {"times": [0.0]})
+    manifest = mesh_sequences_result(ctx, [a, b], "debug.resample", {"times": [0.0]},
+                                     extra={"notes": notes} if notes else None)
     write_manifest(folder, manifest)
     return folder
+
+
+def test_a_results_notes_reach_the_artist(bpy_clean, tmp_path: Path) -> None:
+    from blender_addon.bl import importer
+
+    note = "creature 2 is still 0.0021 from training instance Horse after 4 redraws"
+    objs, notices = importer.import_result(_two_sequences(tmp_path / "r", [note]))
+    assert len(objs) == 2 and notices == [f"job 01234567: {note}"]
 
 
 def _check_every_frame(bpy, obj, seq: MeshSequence) -> None:
