@@ -303,8 +303,8 @@ def sample_creatures(model, shape_gen, motion_gen, n: int, times: np.ndarray, se
     if min_novelty > 0:
         draw = _Draw(model, stage, shape_gen, motion_gen, times, motion_fps, frames, seed, steps,
                      resolution, min_piece, cancelled)
-        novelty = _redraw_copies(draw, shapes, motions, canon, faces, seqs, surfaces, min_novelty,
-                                 min_chamfer, min_motion, progress, cancelled)
+        novelty = _redraw_copies(draw, shapes, motions, canon, faces, seqs, surfaces, dropped,
+                                 min_novelty, min_chamfer, min_motion, progress)
     ident = [([0.0, 0.0, 0.0], 1.0)] * n
     meta = {"seed": int(seed), "steps": int(steps), "model_sha256": model.sha256,
             "resolution": int(resolution), "min_piece": float(min_piece),
@@ -336,17 +336,17 @@ class _Draw:
 
     def creature(self, i: int, k: int):
         """Draw ``k`` of creature ``i``: (shape ``[D_s]``, verts, faces, motion ``[M, D_m]``,
-        vertices ``[Q, V, 3]``), or None when the shape has no surface."""
+        vertices ``[Q, V, 3]``, dropped pieces), or None when the shape has no surface."""
         _check_cancel(self.cancelled, f"cancelled while redrawing creature {i + 1}")
         s = self.seed + 32_452_843 * k + i
         shape = self.shape_gen.sample(1, seed=s, steps=self.steps)[0]
-        v, f, _ = mesh_shape(self.model, self.stage, shape, self.resolution,
-                             min_piece=self.min_piece)
+        v, f, info = mesh_shape(self.model, self.stage, shape, self.resolution,
+                                min_piece=self.min_piece)
         if f.shape[0] == 0:
             return None
         motion = self.motion_gen.sample(shape[None], self.frames, seed=s + 1, steps=self.steps)[0]
         seq = animate(self.model, self.stage, v, shape, motion, self.motion_fps, self.times)
-        return shape, v, f, motion, seq
+        return shape, v, f, motion, seq, info["dropped_pieces"]
 
     def distance(self, prints, i: int, v, f, shape, motion) -> tuple[float, int]:
         from .novelty import creature_print
@@ -355,14 +355,14 @@ class _Draw:
                                              self.motion_fps, self.frames, seed=i))
 
 
-def _redraw_copies(draw: _Draw, shapes, motions, canon, faces, seqs, surfaces, min_novelty,
-                   min_chamfer, min_motion, progress, cancelled) -> dict:
+def _redraw_copies(draw: _Draw, shapes, motions, canon, faces, seqs, surfaces, dropped,
+                   min_novelty, min_chamfer, min_motion, progress) -> dict:
     """Redraw (in place) each creature nearer than ``min_novelty`` to a training instance (see
     :func:`sample_creatures`); a redraw counts only when it also passes ``min_chamfer`` against
     the other creatures and ``min_motion``. Returns the meta entries."""
     from .novelty import training_prints
 
-    prints = training_prints(draw.model, draw.stage, progress, cancelled)
+    prints = training_prints(draw.model, draw.stage, progress, draw.cancelled)
     n = len(canon)
     dist, near, redraws = [0.0] * n, [0] * n, [0] * n
     for i in range(n):
@@ -375,7 +375,7 @@ def _redraw_copies(draw: _Draw, shapes, motions, canon, faces, seqs, surfaces, m
             got = draw.creature(i, k)
             if got is None:
                 continue
-            shape, v, f, motion, seq = got
+            shape, v, f, motion, seq, lost = got
             pts = None
             if min_chamfer > 0:
                 pts = surface_points(v, f, SPREAD_POINTS, seed=i)
@@ -386,6 +386,7 @@ def _redraw_copies(draw: _Draw, shapes, motions, canon, faces, seqs, surfaces, m
             d, j = draw.distance(prints, i, v, f, shape, motion)
             if d > dist[i]:
                 shapes[i], motions[i], canon[i], faces[i], seqs[i] = shape, motion, v, f, seq
+                dropped[i] = lost
                 dist[i], near[i], redraws[i] = d, j, k
                 if pts is not None:
                     surfaces[i] = pts
