@@ -352,7 +352,8 @@ class _Draw:
         from .novelty import creature_print
 
         return prints.nearest(creature_print(self.model, self.stage, v, f, shape, motion,
-                                             self.motion_fps, self.frames, seed=i))
+                                             self.motion_fps, min(self.frames, prints.frames),
+                                             seed=i))
 
 
 def _redraw_copies(draw: _Draw, shapes, motions, canon, faces, seqs, surfaces, dropped,
