@@ -108,3 +108,30 @@ def test_a_creature_left_a_copy_is_named_in_the_result_notes():
     notes = copy_notes(meta)
     assert len(notes) == 1 and "creature 2" in notes[0] and "Horse|AnimalArmature|Walk" in notes[0]
     assert copy_notes({"min_novelty": 0.0}) == []
+
+
+def test_a_real_draw_near_a_training_instance_is_the_one_redrawn(shipped):
+    """Seed 14 of ``creature.sample n=4 frames=24`` (docs/results/dnf_generate.md, "Sample
+    checks": the 1 of 64 creatures redrawn as a copy). Measured at 48^3, first draw: 13.54,
+    14.13, 4.11 and 2.97 x 10^-3 (creature 4 near Stegosaurus Walk, under the job's 0.003); after
+    one redraw creature 4 is 5.34 x 10^-3 from its nearest (Sea_Fish3 Swim). Checked at 0.0035,
+    between 2.97 and 4.11 with some margin on either side."""
+    model, sgen, mgen, _ = shipped
+    limit = 0.0035
+
+    def run(min_novelty):
+        return sample_creatures(model, sgen, mgen, 4, np.arange(24) / 20.0, 14, 25, 48, "d",
+                                min_piece=0.02, min_motion=0.01, min_spread=0.25,
+                                min_chamfer=0.009, min_novelty=min_novelty)[0].meta
+
+    first = run(1e-12)  # measures every creature, redraws none
+    guarded = run(limit)
+    print("first draw x 1e3:", [round(d * 1e3, 2) for d in first["novelty"]],
+          first["nearest_training"], "guarded:",
+          [round(d * 1e3, 2) for d in guarded["novelty"]], guarded["nearest_training"])
+    assert first["novelty"][3] < limit <= min(first["novelty"][:3])
+    assert first["nearest_training"][3] == "Stegosaurus|Armature|Stegosaurus_Walk"
+    assert first["novelty_redraws"] == [0, 0, 0, 0]
+    assert guarded["novelty_redraws"][:3] == [0, 0, 0] and guarded["novelty_redraws"][3] >= 1
+    assert min(guarded["novelty"]) >= limit
+    assert guarded["novelty"][:3] == first["novelty"][:3]
