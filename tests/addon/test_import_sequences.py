@@ -36,7 +36,7 @@ def _two_sequences(folder: Path, notes: list[str] | None = None) -> Path:
 def test_a_results_notes_reach_the_artist(bpy_clean, tmp_path: Path) -> None:
     from blender_addon.bl import importer
 
-    note = "creature 2 is still 0.0021 from training instance Horse after 4 redraws"
+    note = "creature 2 is still 0.0021 from training instance Horse after 8 redraws"
     objs, notices = importer.import_result(_two_sequences(tmp_path / "r", [note]))
     assert len(objs) == 2 and notices == [f"job 01234567: {note}"]
 

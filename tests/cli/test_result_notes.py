@@ -19,7 +19,7 @@ def _result(folder, extra):
 
 
 def test_notes_of_a_result_are_read_back(tmp_path):
-    note = "creature 2 is still 0.0021 from training instance Horse after 4 redraws"
+    note = "creature 2 is still 0.0021 from training instance Horse after 8 redraws"
     _result(tmp_path, {"notes": [note]})
     assert result_notes(tmp_path) == [f"job job: {note}"]
 

@@ -135,3 +135,45 @@ def test_a_real_draw_near_a_training_instance_is_the_one_redrawn(shipped):
     assert guarded["novelty_redraws"][:3] == [0, 0, 0] and guarded["novelty_redraws"][3] >= 1
     assert min(guarded["novelty"]) >= limit
     assert guarded["novelty"][:3] == first["novelty"][:3]
+
+
+class _CopyThenTwin:
+    """First draw: creature 0 is a training instance; every redraw is creature 1 again."""
+
+    def __init__(self, gen, first: torch.Tensor):
+        self.gen, self.first, self.info = gen, first, getattr(gen, "info", {})
+        self.batch = None
+
+    def sample(self, *args, **kw):
+        if self.batch is None:
+            out = self.gen.sample(*args, **kw).clone()
+            first = self.first.to(out.dtype)
+            if out.dim() == 3:
+                t = min(out.shape[1], first.shape[0])
+                out[0, :t], out[0, t:] = first[:t], first[t - 1]
+            else:
+                out[0] = first
+            self.batch = out
+            return out
+        return self.batch[1:2].clone()
+
+
+def test_a_redraw_that_twins_another_creature_is_not_taken(shipped):
+    from backend.methods.dnf.creature_jobs import copy_notes
+
+    model, sgen, mgen, _ = shipped
+    i = [inst["name"] for inst in model.instances].index(COPY)
+
+    def run(min_chamfer):
+        s = _CopyThenTwin(sgen, model.shape_vecs["d"][i])
+        m = _CopyThenTwin(mgen, model.motion_vecs["d"][i])
+        return sample_creatures(model, s, m, 2, np.arange(17) / 20.0, 5, 10, 48, "d",
+                                min_chamfer=min_chamfer, min_novelty=MIN_NOVELTY)[0].meta
+
+    kept = run(0.009)  # every redraw would be creature 2's twin: the copy stays, with a note
+    assert kept["novelty_redraws"][0] == 0 and kept["novelty"][0] < MIN_NOVELTY
+    assert kept["nearest_training"][0] == COPY
+    notes = copy_notes(kept)
+    assert len(notes) == 1 and COPY in notes[0] and notes[0].startswith("creature 1 ")
+    took = run(0.0)  # without the twin guard the redraw is taken
+    assert took["novelty_redraws"][0] == 1 and took["novelty"][0] >= MIN_NOVELTY

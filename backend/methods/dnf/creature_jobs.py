@@ -80,7 +80,7 @@ _MIN_CHAMFER = ParamSpec("min_chamfer", "float", 0.009, help="Redraw a creature 
                          "the shipped dictionary's own decoding error; 0 keeps every draw",
                          min=0.0, max=1.0)
 _MIN_NOVELTY = ParamSpec("min_novelty", "float", 0.003, help="Redraw a creature (shape and "
-                         "motion, up to 4 times) whose animation is nearer than this to one the "
+                         "motion, up to 8 times) whose animation is nearer than this to one the "
                          "generator was trained on (sequence Chamfer, normalised units): a copy; "
                          "default just above the distance of two samplings of one animation; "
                          "0 keeps every draw", min=0.0, max=1.0)

@@ -102,7 +102,7 @@ class Creatures:
 MOTION_REDRAWS = 4
 SHAPE_REDRAWS = 4
 #: whole-creature redraws of a copy of a training instance (``min_novelty``)
-NOVELTY_REDRAWS = 4
+NOVELTY_REDRAWS = 8
 #: surface samples per creature for ``min_chamfer`` (as the metrics: 2,048)
 SPREAD_POINTS = 2048
 
@@ -240,8 +240,9 @@ def sample_creatures(model, shape_gen, motion_gen, n: int, times: np.ndarray, se
     vector's dimensions matter very unequally to the surface. Shapes are meshed (and redrawn)
     before the motion is sampled for them. ``min_novelty``: a creature nearer than this to a
     training instance (:mod:`.novelty`: the copy check's sequence Chamfer, normalised units) is
-    a copy; it is redrawn whole (shape, then motion; the other guards hold for the new draws), up
-    to :data:`NOVELTY_REDRAWS` times, and the draw farthest from the training set stays
+    a copy; it is redrawn whole (shape, then motion; a redraw must leave the other guards no
+    worse, :func:`_redraw_copies`), up to :data:`NOVELTY_REDRAWS` times, and the draw farthest
+    from the training set stays
     (``meta["novelty"]``: each creature's distance to its nearest training instance,
     ``meta["nearest_training"]``, ``meta["novelty_redraws"]``).
     """
@@ -359,8 +360,11 @@ class _Draw:
 def _redraw_copies(draw: _Draw, shapes, motions, canon, faces, seqs, surfaces, dropped,
                    min_novelty, min_chamfer, min_motion, progress) -> dict:
     """Redraw (in place) each creature nearer than ``min_novelty`` to a training instance (see
-    :func:`sample_creatures`); a redraw counts only when it also passes ``min_chamfer`` against
-    the other creatures and ``min_motion``. Returns the meta entries."""
+    :func:`sample_creatures`). A redraw replaces the creature when it is farther from the
+    training set and leaves the other guards no worse: its surface at least ``min_chamfer``
+    from the other creatures' (or as far as the creature's own was, when that was less) and its
+    motion at least ``min_motion`` (or as much as the creature's own). Returns the meta
+    entries."""
     from .novelty import training_prints
 
     prints = training_prints(draw.model, draw.stage, progress, draw.cancelled)
@@ -370,6 +374,11 @@ def _redraw_copies(draw: _Draw, shapes, motions, canon, faces, seqs, surfaces, d
         if progress is not None:
             progress("novelty", i / n, f"copy check, creature {i + 1}/{n}")
         dist[i], near[i] = draw.distance(prints, i, canon[i], faces[i], shapes[i], motions[i])
+        if dist[i] >= min_novelty:
+            continue
+        others = surfaces[:i] + surfaces[i + 1:]
+        twin_bar = min(min_chamfer, _nearest(surfaces[i], others)) if min_chamfer > 0 else 0.0
+        move_bar = min(min_motion, motion_share(canon[i], seqs[i])) if min_motion > 0 else 0.0
         for k in range(1, NOVELTY_REDRAWS + 1):
             if dist[i] >= min_novelty:
                 break
@@ -377,12 +386,10 @@ def _redraw_copies(draw: _Draw, shapes, motions, canon, faces, seqs, surfaces, d
             if got is None:
                 continue
             shape, v, f, motion, seq, lost = got
-            pts = None
-            if min_chamfer > 0:
-                pts = surface_points(v, f, SPREAD_POINTS, seed=i)
-                if _nearest(pts, surfaces[:i] + surfaces[i + 1:]) < min_chamfer:
-                    continue
-            if min_motion > 0 and motion_share(v, seq) < min_motion:
+            if move_bar > 0 and motion_share(v, seq) < move_bar:
+                continue
+            pts = surface_points(v, f, SPREAD_POINTS, seed=i) if min_chamfer > 0 else None
+            if pts is not None and _nearest(pts, others) < twin_bar:
                 continue
             d, j = draw.distance(prints, i, v, f, shape, motion)
             if d > dist[i]:
