@@ -115,6 +115,11 @@ def verdict(d, a) -> str:
     return "; ".join(parts) + "."
 
 
+def _redrawn(res, key: str) -> int:
+    """How many of the job sampler's creatures were kept from a redraw by guard ``key``."""
+    return sum(k > 0 for k in res.meta.get(key, []))
+
+
 def job_guards() -> dict:
     """The redraw guards of ``creature.sample`` at the job's defaults (from its spec)."""
     from backend.methods.dnf.creature_jobs import SAMPLE, spec
@@ -204,10 +209,11 @@ def to_markdown(model, refs, ref_pts, results, settings, quick: bool, command: s
         + ", ".join(f"{k} {v:g}" for k, v in guards.items())
         + "): shapes and motions redrawn when a creature is a twin of another in the batch, "
         "idles, or is a copy of a training instance, and pieces under 2 % of the area dropped. "
-        f"Redraws: twin shapes {sum(j.meta.get('surface_redraws', []))}, idle motions "
-        f"{sum(j.meta.get('motion_redraws', []))}, copies "
-        f"{sum(j.meta.get('novelty_redraws', []))} (creatures redrawn as copies: "
-        f"{sum(k > 0 for k in j.meta.get('novelty_redraws', []))} of {len(j.guard)}).", "",
+        f"Creatures of the {len(j.guard)} kept from a redraw: as a twin shape "
+        f"{_redrawn(j, 'surface_redraws')}, as an idle {_redrawn(j, 'motion_redraws')}, as a "
+        f"copy {_redrawn(j, 'novelty_redraws')}"
+        + "".join(f"; creature {i} as a copy on draw {k + 1}" for i, k in
+                  enumerate(j.meta.get("novelty_redraws", [])) if k) + ".", "",
         "Motion: mean distance of the followed surface points from their frame 0 position over "
         "frames 1 to the last (normalised units, x 10^2): how much the sequences move.", "",
         f"For scale, the {PAPER} (their baseline, not ours; other data and sizes).", "",
