@@ -177,3 +177,25 @@ def test_a_redraw_that_twins_another_creature_is_not_taken(shipped):
     assert len(notes) == 1 and COPY in notes[0] and notes[0].startswith("creature 1 ")
     took = run(0.0)  # without the twin guard the redraw is taken
     assert took["novelty_redraws"][0] == 1 and took["novelty"][0] >= MIN_NOVELTY
+
+
+def test_a_damaged_cache_file_is_rebuilt(shipped, monkeypatch, tmp_path):
+    from backend.methods.dnf.gen import novelty
+
+    model, _, _, prints = shipped
+    monkeypatch.setenv("ANIM4D_CACHE", str(tmp_path))
+    path = novelty._cache_file(model, "d")
+    path.parent.mkdir(parents=True)
+    built = []
+
+    def build(*a, **k):
+        built.append(1)
+        return prints
+
+    monkeypatch.setattr(novelty, "build_prints", build)
+    for damage in (b"not a zip", b""):
+        path.write_bytes(damage)
+        monkeypatch.setattr(novelty, "_MEMORY", {})
+        assert novelty.training_prints(model, "d").names == prints.names
+        assert novelty._read(path) is not None  # rewritten whole
+    assert built == [1, 1]

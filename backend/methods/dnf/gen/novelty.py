@@ -176,6 +176,19 @@ def build_prints(model, stage: str, progress: Progress | None = None,
 _MEMORY: dict[tuple[str, str], TrainingPrints] = {}
 
 
+def _read(path: Path) -> TrainingPrints | None:
+    """The prints in a cache file, or None when it is not a whole one (a damaged or truncated
+    file, another layout)."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            pts, names = z["points"].astype(np.float32), [str(n) for n in z["names"]]
+    except Exception:  # noqa: BLE001 (zip, npy and key errors alike: the file is rebuilt)
+        return None
+    if pts.ndim != 4 or pts.shape[2:] != (POINTS, 3) or len(names) != pts.shape[0]:
+        return None
+    return TrainingPrints(pts, names)
+
+
 def training_prints(model, stage: str, progress: Progress | None = None,
                     cancelled: Callable[[], bool] | None = None) -> TrainingPrints:
     """The prints of ``model``'s training instances at ``stage``: from memory, else from the
@@ -187,12 +200,7 @@ def training_prints(model, stage: str, progress: Progress | None = None,
     path = _cache_file(model, stage)
     prints = None
     if path.is_file():
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                prints = TrainingPrints(z["points"].astype(np.float32),
-                                        [str(n) for n in z["names"]])
-        except (OSError, ValueError, KeyError):
-            prints = None  # damaged: rebuilt below
+        prints = _read(path)  # None when damaged: rebuilt below
     if prints is None:
         prints = build_prints(model, stage, progress, cancelled)
         try:
