@@ -64,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     t4 = time.perf_counter()
     total, mesh_s, disp_s = t4 - t0, t3 - t2, t4 - t3
 
-    # the job's copy guard on this creature (its prints are built once per model, not timed)
+    # the job's copy guard on this creature (its prints, at the job's default resolution, are
+    # built once per model and cached: not timed)
     prints = training_prints(model, stage)
     t6 = time.perf_counter()
     prints.nearest(creature_print(model, stage, verts, faces, shape[0], motion[0], fps,

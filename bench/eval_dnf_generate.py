@@ -223,9 +223,11 @@ def to_markdown(model, refs, ref_pts, results, settings, quick: bool, command: s
         "the training set's own leave-one-out nearest-neighbour distances: ratio = distance / "
         "median training NN distance; percentile = share of training NN distances below it "
         "(0 = closer to a training instance than any training instance is to another).", "",
-        "Guard: the distance `creature.sample`'s copy guard measures for the sample "
-        "(`backend/methods/dnf/gen/novelty.py`: 1,024 points, the training instances meshed at "
-        f"64^3, x 10^3); below its default `min_novelty` {gmin * 1e3:g} x 10^-3 the job "
+        "Guard: the novelty `creature.sample`'s copy guard measures for the sample "
+        "(`backend/methods/dnf/gen/novelty.py`: the distance to the nearest training instance "
+        "beyond that instance's sampling floor, 1,024 points, the training instances meshed "
+        f"at {settings.resolution}^3, x 10^3); below its default `min_novelty` "
+        f"{gmin * 1e3:g} x 10^-3 the job "
         "calls the creature a copy and redraws it (the first two row groups are plain draws, "
         "so copies stay in them; the third went through the guard).", ""]
     rows = (("d", d), ("a", a), ("d+guards", j))

@@ -79,11 +79,11 @@ _MIN_CHAMFER = ParamSpec("min_chamfer", "float", 0.009, help="Redraw a creature 
                          "the batch, the draw farthest from the others stays; default about 3x "
                          "the shipped dictionary's own decoding error; 0 keeps every draw",
                          min=0.0, max=1.0)
-_MIN_NOVELTY = ParamSpec("min_novelty", "float", 0.003, help="Redraw a creature (shape and "
-                         "motion, up to 8 times) whose animation is nearer than this to one the "
-                         "generator was trained on (sequence Chamfer, normalised units): a copy; "
-                         "default just above the distance of two samplings of one animation; "
-                         "0 keeps every draw", min=0.0, max=1.0)
+_MIN_NOVELTY = ParamSpec("min_novelty", "float", 0.002, help="Redraw a creature (shape and "
+                         "motion, up to 8 times) whose animation is within this of one the "
+                         "generator was trained on, beyond the distance of two samplings of that "
+                         "one (sequence Chamfer, normalised units): a copy; 0 keeps every draw",
+                         min=0.0, max=1.0)
 _MIN_PIECE = ParamSpec("min_piece", "float", 0.02, help="Drop surface pieces smaller than this "
                        "share of the creature's area (islands that would float); 0 keeps all",
                        min=0.0, max=0.5)

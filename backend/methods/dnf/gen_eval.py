@@ -235,15 +235,16 @@ def guard_distances(model, stage: str, sampled: Sampled, settings: GenEvalSettin
     """What ``creature.sample``'s copy guard (:mod:`.gen.novelty`) measures for each sample:
     its distance to the nearest training instance's print (inf: no surface)."""
     from .gen.creature import mesh_shape
-    from .gen.novelty import creature_print, training_prints
+    from .gen.novelty import MIN_PIECE, creature_print, training_prints
 
-    prints = training_prints(model, stage)
+    prints = training_prints(model, stage, settings.resolution)
     out = []
     for i, pts in enumerate(sampled.points):
         if pts is None:
             out.append(float("inf"))
             continue
-        v, f, _ = mesh_shape(model, stage, sampled.shapes[i], settings.resolution)
+        v, f, _ = mesh_shape(model, stage, sampled.shapes[i], settings.resolution,
+                             min_piece=MIN_PIECE)
         out.append(prints.nearest(creature_print(model, stage, v, f, sampled.shapes[i],
                                                  sampled.motions[i], 1.0,
                                                  sampled.motions.shape[1], seed=i))[0])

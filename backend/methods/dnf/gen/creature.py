@@ -367,7 +367,8 @@ def _redraw_copies(draw: _Draw, shapes, motions, canon, faces, seqs, surfaces, d
     entries."""
     from .novelty import training_prints
 
-    prints = training_prints(draw.model, draw.stage, progress, draw.cancelled)
+    prints = training_prints(draw.model, draw.stage, draw.resolution, draw.min_piece, progress,
+                             draw.cancelled)
     n = len(canon)
     dist, near, redraws = [0.0] * n, [0] * n, [0] * n
     for i in range(n):

@@ -6,33 +6,39 @@ creature with the training instances and redraws one that is a copy (``min_novel
 
 The comparison is the copy check's, at guard size:
 
-- a training instance's *print*: its canonical mesh decoded from its own stage vectors
-  (marching cubes at :data:`RESOLUTION`), :data:`POINTS` area-weighted surface samples of it
-  followed through its motion frames by the motion field, the whole sequence normalised by its
-  frame 0 (bounding-box centre to the origin, largest side 1.8, as
+- a training instance's *print*: its canonical mesh decoded from its own stage vectors, meshed
+  as the job meshes creatures (marching cubes at the job's resolution, pieces under
+  ``min_piece`` dropped), :data:`POINTS` area-weighted surface samples of it followed through
+  its motion frames by the motion field, the whole sequence normalised by its frame 0
+  (bounding-box centre to the origin, largest side 1.8, as
   :func:`..gen_metrics.sequence_points`) -> ``[T, P, 3]``;
 - a creature's print: the same from its canonical mesh and its motion frames (frame k at
   ``k / motion_fps``, the frames the motion generator produced);
-- distance: the mean over the common first frames of the symmetric squared Chamfer distance.
-  Screened by frame 0: the full sequence distance is computed for the :data:`SCREEN` training
-  instances whose frame 0 is nearest, by a Chamfer of every eighth point (a sequence's distance
-  is dominated by its shape: motion moves the surface a few percent).
+- distance ``d_i``: the mean over the common first frames of the symmetric squared Chamfer
+  distance to instance ``i``'s print;
+- the instance's *sampling floor* ``floor_i``: the distance between two prints of instance
+  ``i`` with different surface samples. Two samplings of one animation are not at distance 0:
+  with 1,024 points the floors of the shipped model's instances run from 0.65 to 4.1 x 10^-3
+  (median 2.1; flat fish have the largest surfaces and the highest floors);
+- a creature's *novelty*: ``min_i (d_i - floor_i)``, what separates it from the nearest
+  training instance beyond sampling noise. Every training instance decoded again with other
+  samples scores at most 0.33 x 10^-3 (34 of the shipped model's 100 checked); the job's
+  default ``min_novelty`` 0.002 calls a creature nearer than that a copy.
 
-Two samplings of one animation are not at distance 0 but at the sampling floor: a training
-instance meshed again at another resolution and sampled with other points is 0.98 x 10^-3 from
-its own print (``tests/dnf/test_novelty.py``); the shipped training set's closest pairs, identical
-meshes doing the same clip (Horse and Horse_White ``Walk``; Apatosaurus's two still clips), are
-1.8-2.2 x 10^-3 apart, against a median nearest-neighbour distance of 8.4 x 10^-3
-(``python bench/eval_dnf_samples.py``). The job's default threshold (``min_novelty`` 0.003)
-sits just above them: a creature nearer than that to a training instance is that instance.
+Screened by frame 0: the full distance is computed for the :data:`SCREEN` training instances
+whose frame 0 is nearest (a Chamfer of every eighth point, less the floor), exactly, with branch
+and bound over the frames (a sequence's distance is dominated by its shape: motion moves the
+surface a few percent).
 
-Prints are built once per model and stage (decoding every training instance: about 20 s on 2
-CPU cores for the shipped model) and kept in memory and in
+Prints are built once per model, stage, resolution and ``min_piece`` (decoding every training
+instance: about 50 s at 96^3 on 2 CPU cores for the shipped model) and kept in memory and in
 ``$ANIM4D_CACHE/dnf-prints/`` (default ``$XDG_CACHE_HOME/anim4d``, else ``~/.cache/anim4d``).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import tempfile
 from collections.abc import Callable
@@ -49,14 +55,18 @@ from ..metrics import surface_points
 
 #: surface samples per print
 POINTS = 1024
-#: marching-cubes grid of the training instances' canonical meshes
-RESOLUTION = 64
+#: default marching-cubes grid and small-piece share of the training instances' meshes (the
+#: job's defaults; the job builds prints at its own ``resolution`` and ``min_piece``)
+RESOLUTION = 96
+MIN_PIECE = 0.02
+#: seed offset of an instance's second print (its sampling floor)
+FLOOR_SEED = 50_000
 #: training instances whose whole sequence is compared (the nearest by frame 0)
 SCREEN = 8
 #: the frame-0 screening uses every SCREEN_STRIDE-th point
 SCREEN_STRIDE = 8
-#: version of the print recipe, part of the cache file's name
-VERSION = 1
+#: version of the print recipe, part of the cache file's name: bump it when prints change
+VERSION = 2
 
 Progress = Callable[[str, float, str], None]
 
@@ -87,13 +97,26 @@ def creature_print(model, stage: str, verts: np.ndarray, faces: np.ndarray,
     return normalised(animate(model, stage, pts, shape_vec, motion_vecs, motion_fps, times))
 
 
+def sequence_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean over the common first frames of the symmetric squared Chamfer of two prints."""
+    t = min(len(a), len(b))
+    total = 0.0
+    for f in range(t):
+        da, _ = cKDTree(b[f]).query(a[f])
+        db, _ = cKDTree(a[f]).query(b[f])
+        total += float(np.mean(da ** 2) + np.mean(db ** 2))
+    return total / t
+
+
 @dataclass
 class TrainingPrints:
-    """``points`` ``[N, T, P, 3]`` (float32) of the ``names`` training instances; ``frames``
-    per instance ``[N]`` (all equal for a preset's instances)."""
+    """``points`` ``[N, T, P, 3]`` (float32) of the ``names`` training instances (``frames``
+    = T, all equal for a preset's instances) and each one's sampling floor ``floors`` ``[N]``:
+    the distance between two prints of that instance with different surface samples."""
 
     points: np.ndarray
     names: list[str]
+    floors: np.ndarray
 
     def __post_init__(self) -> None:
         self.frames = self.points.shape[1]
@@ -119,61 +142,74 @@ class TrainingPrints:
         return float(np.mean(da ** 2) + np.mean(db ** 2))
 
     def nearest(self, seq: np.ndarray) -> tuple[float, int]:
-        """A creature's print ``[T', P, 3]`` -> (distance to the nearest training instance,
-        its index); see the module docstring for the distance and the screening."""
+        """A creature's print ``[T', P, 3]`` -> (excess over the sampling floor of the nearest
+        training instance, its index): ``min_i (d_i - floor_i)``, clamped at 0, ``d_i`` the
+        sequence distance to instance ``i`` (module docstring; screening by frame 0, then exact
+        over the screened candidates with branch and bound over the frames)."""
         seq = np.asarray(seq, dtype=np.float32)
         if not self.names:
             return float("inf"), -1
         t = min(seq.shape[0], self.frames)
         trees = [cKDTree(seq[f]) for f in range(t)]
-        best, best_i = float("inf"), -1  # best: the smallest sum over the t frames so far
-        for i in np.argsort(self.screen(seq[0]), kind="stable")[:SCREEN]:
+        best, best_i = float("inf"), -1  # the smallest excess so far
+        order = np.argsort(self.screen(seq[0]) - self.floors, kind="stable")
+        for i in order[:SCREEN]:
+            stop = (best + self.floors[i]) * t  # past this sum instance i cannot do better
             total = 0.0
-            for f in range(t):  # the frame terms are >= 0: stop once past the best sum
+            for f in range(t):  # the frame terms are >= 0
                 total += self._frame(seq[f], trees[f], int(i), f)
-                if total >= best:
+                if total >= stop:
                     break
             else:
-                best, best_i = total, int(i)
-        return best / t, best_i
+                best, best_i = total / t - float(self.floors[i]), int(i)
+        return max(best, 0.0), best_i
 
 
-def _cache_file(model, stage: str) -> Path:
-    return cache_root() / "dnf-prints" / \
-        f"{model.sha256[:16]}-{stage}-p{POINTS}-r{RESOLUTION}-v{VERSION}.npz"
+def _cache_file(model, stage: str, resolution: int, min_piece: float) -> Path:
+    """The cache file of the prints: named by everything they depend on."""
+    split = [(i["name"], i.get("split", "")) for i in model.instances]
+    what = [model.sha256, getattr(model, "stages_sha256", ""), stage, resolution, min_piece,
+            POINTS, VERSION, split]
+    key = hashlib.sha256(json.dumps(what).encode()).hexdigest()[:24]
+    return cache_root() / "dnf-prints" / f"{model.sha256[:12]}-{stage}-r{resolution}-{key}.npz"
 
 
-def build_prints(model, stage: str, progress: Progress | None = None,
+def build_prints(model, stage: str, resolution: int = RESOLUTION, min_piece: float = MIN_PIECE,
+                 progress: Progress | None = None,
                  cancelled: Callable[[], bool] | None = None) -> TrainingPrints:
-    """Decode every training instance of ``model`` at ``stage`` into its print (see module
-    docstring); ``progress(stage, fraction, message)`` per instance, ``cancelled()`` polled."""
+    """Decode every training instance of ``model`` at ``stage`` into its print and its sampling
+    floor (see module docstring), meshed as the job meshes creatures (``resolution``,
+    ``min_piece``); ``progress(stage, fraction, message)`` per instance, ``cancelled()``
+    polled."""
     from .creature import _check_cancel, mesh_shape
 
     train = [i for i, inst in enumerate(model.instances)
              if not str(inst.get("split", "train")).startswith("heldout")]
-    prints, names = [], []
+    prints, names, floors = [], [], []
     for k, i in enumerate(train):
         _check_cancel(cancelled, "cancelled while preparing the copy guard")
         inst = model.instances[i]
         if progress is not None:
             progress("prints", k / len(train), f"copy guard: decoding training instance "
-                     f"{k + 1}/{len(train)} (once per model)")
+                     f"{k + 1}/{len(train)} (once per model and resolution)")
         sv, mv = model.shape_vecs[stage][i], model.motion_vecs[stage][i]
-        v, f, _ = mesh_shape(model, stage, sv, RESOLUTION)
+        v, f, _ = mesh_shape(model, stage, sv, resolution, min_piece=min_piece)
         if f.shape[0] == 0:
             continue  # no surface: nothing a creature could copy
-        # motion frame k is the instance's frame k, whatever its clip's frame rate
-        prints.append(creature_print(model, stage, v, f, sv, mv, 1.0, mv.shape[0], seed=i))
+        # motion frame k is the instance's frame k, whatever its clip's frame rate; stored as
+        # float16 (the cache file), so a fresh build and a cached one agree
+        a, b = (creature_print(model, stage, v, f, sv, mv, 1.0, mv.shape[0], seed=s)
+                .astype(np.float16).astype(np.float32) for s in (i, FLOOR_SEED + i))
+        prints.append(a)
+        floors.append(sequence_distance(a, b))
         names.append(str(inst["name"]))
     if not prints:  # no training instance decodes to a surface: nothing to copy
-        return TrainingPrints(np.zeros((0, 1, POINTS, 3), np.float32), [])
+        return TrainingPrints(np.zeros((0, 1, POINTS, 3), np.float32), [], np.zeros(0))
     t = min(p.shape[0] for p in prints)
-    # stored as float16 (the cache file): a fresh build and a cached one give the same prints
-    pts = np.stack([p[:t] for p in prints]).astype(np.float16).astype(np.float32)
-    return TrainingPrints(pts, names)
+    return TrainingPrints(np.stack([p[:t] for p in prints]), names, np.asarray(floors))
 
 
-_MEMORY: dict[tuple[str, str], TrainingPrints] = {}
+_MEMORY: dict[Path, TrainingPrints] = {}
 
 
 def _read(path: Path) -> TrainingPrints | None:
@@ -182,35 +218,47 @@ def _read(path: Path) -> TrainingPrints | None:
     try:
         with np.load(path, allow_pickle=False) as z:
             pts, names = z["points"].astype(np.float32), [str(n) for n in z["names"]]
+            floors = z["floors"].astype(np.float64)
     except Exception:  # noqa: BLE001 (zip, npy and key errors alike: the file is rebuilt)
         return None
-    if pts.ndim != 4 or pts.shape[2:] != (POINTS, 3) or len(names) != pts.shape[0]:
+    if pts.ndim != 4 or pts.shape[2:] != (POINTS, 3) or not \
+            len(names) == len(floors) == pts.shape[0]:
         return None
-    return TrainingPrints(pts, names)
+    return TrainingPrints(pts, names, floors)
 
 
-def training_prints(model, stage: str, progress: Progress | None = None,
+def training_prints(model, stage: str, resolution: int = RESOLUTION,
+                    min_piece: float = MIN_PIECE, progress: Progress | None = None,
                     cancelled: Callable[[], bool] | None = None) -> TrainingPrints:
-    """The prints of ``model``'s training instances at ``stage``: from memory, else from the
-    cache file, else built (:func:`build_prints`) and written there (atomically; an unwritable
-    cache folder only costs the rebuild next time)."""
-    key = (model.sha256, stage)
-    if key in _MEMORY:
-        return _MEMORY[key]
-    path = _cache_file(model, stage)
-    prints = None
-    if path.is_file():
-        prints = _read(path)  # None when damaged: rebuilt below
+    """The prints of ``model``'s training instances at ``stage``, meshed at ``resolution``
+    with ``min_piece``: from memory, else from the cache file, else built
+    (:func:`build_prints`) and written there (atomically; an unwritable cache folder only costs
+    the rebuild next time). A model without a SHA-256 (built in memory) is not cached."""
+    path = _cache_file(model, stage, resolution, float(min_piece))
+    if model.sha256 and path in _MEMORY:
+        return _MEMORY[path]
+    prints = _read(path) if model.sha256 and path.is_file() else None  # None: damaged
     if prints is None:
-        prints = build_prints(model, stage, progress, cancelled)
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz")
-            with os.fdopen(fd, "wb") as fh:
-                np.savez(fh, points=prints.points.astype(np.float16),
-                         names=np.array(prints.names))
-            os.replace(tmp, path)
-        except OSError:
-            pass  # an unwritable cache: rebuilt by the next process
-    _MEMORY[key] = prints
+        prints = build_prints(model, stage, resolution, min_piece, progress, cancelled)
+        if model.sha256:
+            _write(path, prints)
+    if model.sha256:
+        _MEMORY[path] = prints
     return prints
+
+
+def _write(path: Path, prints: TrainingPrints) -> None:
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz")
+        with os.fdopen(fd, "wb") as fh:
+            np.savez(fh, points=prints.points.astype(np.float16), names=np.array(prints.names),
+                     floors=prints.floors)
+        os.replace(tmp, path)
+        tmp = None
+    except OSError:
+        pass  # an unwritable cache: rebuilt by the next process
+    finally:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
