@@ -238,13 +238,15 @@ def sample_creatures(model, shape_gen, motion_gen, n: int, times: np.ndarray, se
     the next seeds, up to :data:`SHAPE_REDRAWS` times, and the draw farthest from the others
     stays (``meta["surface_redraws"]``): near vectors are not the only twins, since the flat
     vector's dimensions matter very unequally to the surface. Shapes are meshed (and redrawn)
-    before the motion is sampled for them. ``min_novelty``: a creature nearer than this to a
-    training instance (:mod:`.novelty`: the copy check's sequence Chamfer, normalised units) is
-    a copy; it is redrawn whole (shape, then motion; a redraw must leave the other guards no
-    worse, :func:`_redraw_copies`), up to :data:`NOVELTY_REDRAWS` times, and the draw farthest
-    from the training set stays
-    (``meta["novelty"]``: each creature's distance to its nearest training instance,
-    ``meta["nearest_training"]``, ``meta["novelty_redraws"]``).
+    before the motion is sampled for them. ``min_novelty``: a creature within this of a
+    training instance beyond that instance's sampling floor (:mod:`.novelty`: the copy check's
+    sequence Chamfer, normalised units; prints meshed at ``resolution`` with ``min_piece``) is
+    a copy; it is redrawn whole (shape, then motion; a redraw must leave the twin and motion
+    guards no worse, :func:`_redraw_copies`; ``min_spread`` is not checked again), up to
+    :data:`NOVELTY_REDRAWS` times, and the draw farthest from the training set stays
+    (``meta["novelty"]``: each creature's novelty against its nearest training instance,
+    ``meta["nearest_training"]``, ``meta["novelty_redraws"]``; a creature kept from a copy
+    redraw has 0 in the other guards' records).
     """
     motion_fps = float(motion_gen.info.get("frame_rate") or model.preset.data.fps)
     shapes = shape_gen.sample(n, seed=seed, steps=steps, progress=progress, cancelled=cancelled)
@@ -306,6 +308,9 @@ def sample_creatures(model, shape_gen, motion_gen, n: int, times: np.ndarray, se
                      resolution, min_piece, cancelled)
         novelty = _redraw_copies(draw, shapes, motions, canon, faces, seqs, surfaces, dropped,
                                  min_novelty, min_chamfer, min_motion, progress)
+        for i, k in enumerate(novelty.get("novelty_redraws", [])):
+            if k:  # the creature is a copy redraw's: the other guards' records were its first's
+                shape_redraws[i] = surface_redraws[i] = redraws[i] = 0
     ident = [([0.0, 0.0, 0.0], 1.0)] * n
     meta = {"seed": int(seed), "steps": int(steps), "model_sha256": model.sha256,
             "resolution": int(resolution), "min_piece": float(min_piece),
@@ -369,6 +374,8 @@ def _redraw_copies(draw: _Draw, shapes, motions, canon, faces, seqs, surfaces, d
 
     prints = training_prints(draw.model, draw.stage, draw.resolution, draw.min_piece, progress,
                              draw.cancelled)
+    if not prints.names:  # no training instance has a surface: nothing can be copied
+        return {}
     n = len(canon)
     dist, near, redraws = [0.0] * n, [0] * n, [0] * n
     for i in range(n):
