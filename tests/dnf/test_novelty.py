@@ -217,3 +217,16 @@ def test_a_damaged_cache_file_is_rebuilt(shipped, monkeypatch, tmp_path):
         assert novelty.training_prints(model, "d", RES, MIN_PIECE).names == prints.names
         assert novelty._read(path) is not None  # rewritten whole
     assert built == [1, 1]
+
+
+def test_a_model_without_training_surfaces_has_no_novelty_entries(shipped, monkeypatch):
+    from backend.methods.dnf.gen import novelty
+
+    model, sgen, mgen, _ = shipped
+    empty = novelty.TrainingPrints(np.zeros((0, 1, novelty.POINTS, 3), np.float32), [],
+                                   np.zeros(0))
+    assert empty.nearest(np.zeros((2, novelty.POINTS, 3), np.float32)) == (float("inf"), -1)
+    monkeypatch.setattr(novelty, "training_prints", lambda *a, **k: empty)
+    meta = sample_creatures(model, sgen, mgen, 1, np.arange(3) / 20.0, 0, 5, RES, "d",
+                            min_piece=MIN_PIECE, min_novelty=MIN_NOVELTY)[0].meta
+    assert meta["min_novelty"] == MIN_NOVELTY and "novelty" not in meta
