@@ -120,14 +120,6 @@ def _redrawn(res, key: str) -> int:
     return sum(k > 0 for k in res.meta.get(key, []))
 
 
-def job_guards() -> dict:
-    """The redraw guards of ``creature.sample`` at the job's defaults (from its spec)."""
-    from backend.methods.dnf.creature_jobs import SAMPLE, spec
-
-    return {p.name: p.default for p in spec(SAMPLE, ["tiny"]).params
-            if p.name.startswith("min_")}
-
-
 def copy_rows(res, model, label: str, guard_min: float) -> list[str]:
     c = res.copy
     names = [model.instances[i]["name"] for i in res.train_index]
@@ -146,8 +138,10 @@ def copy_rows(res, model, label: str, guard_min: float) -> list[str]:
 
 def to_markdown(model, refs, ref_pts, results, settings, quick: bool, command: str,
                 picture: str, seconds: float, sizes: str = "default") -> str:
+    from backend.methods.dnf.creature_jobs import sample_guards
+
     d, a, j = results["d"], results["a"], results["j"]
-    guards = job_guards()
+    guards = sample_guards()
     gmin = guards["min_novelty"]
     cfg = model.preset.data
     lines = ["# DNF part 2: generated creatures against held-out sequences (results)", ""]
@@ -302,6 +296,7 @@ def main() -> int:
     import torch
 
     from backend.methods.dnf.checkpoint import load_checkpoint
+    from backend.methods.dnf.creature_jobs import sample_guards
     from backend.methods.dnf.gen_eval import (
         evaluate_job_sampler,
         evaluate_representation,
@@ -343,7 +338,7 @@ def main() -> int:
             raise SystemExit(f"{folder}: the baseline generators were trained with another "
                              "configuration than (d)'s; run with --retrain")
     results["j"] = evaluate_job_sampler(model, results["d"], ref_pts, d_rr, settings,
-                                        job_guards())
+                                        sample_guards())
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     picture = out.with_suffix(".png")

@@ -214,16 +214,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fps", type=float, default=20.0)
     ap.add_argument("--resolution", type=int, default=96)
     ap.add_argument("--steps", type=int, default=25)
-    ap.add_argument("--min-piece", type=float, default=0.02,
-                    help="the job's min_piece (default %(default)s, the job's default)")
-    ap.add_argument("--min-motion", type=float, default=0.01,
-                    help="the job's min_motion (default %(default)s, the job's default)")
-    ap.add_argument("--min-spread", type=float, default=0.25,
-                    help="the job's min_spread (default %(default)s, the job's default)")
-    ap.add_argument("--min-chamfer", type=float, default=0.009,
-                    help="the job's min_chamfer (default %(default)s, the job's default)")
-    ap.add_argument("--min-novelty", type=float, default=0.002,
-                    help="the job's min_novelty (default %(default)s, the job's default)")
+    from backend.methods.dnf.creature_jobs import sample_guards
+
+    for name, default in sample_guards().items():  # min_piece, min_motion, ...: the job's
+        ap.add_argument("--" + name.replace("_", "-"), type=float, default=default,
+                        help=f"the job's {name} (default %(default)s, the job's default)")
     ap.add_argument("--model-dir", type=Path, default=None)
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--doc", type=Path, default=None,

@@ -139,6 +139,12 @@ def spec(kind: str, names: Sequence[str]) -> KindSpec:
     raise KeyError(kind)
 
 
+def sample_guards() -> dict[str, float]:
+    """``creature.sample``'s redraw guards (``min_*``) at their defaults, from its spec."""
+    return {p.name: p.default for p in spec(SAMPLE, ["tiny"]).params
+            if p.name.startswith("min_")}
+
+
 def kind_specs(models: Sequence[ModelInfo]) -> dict[str, KindSpec]:
     """``{kind: spec}`` for the models holding a generator (empty when none does)."""
     names = [m.name for m in creature_models(models)]

@@ -51,7 +51,7 @@ from scipy.spatial import cKDTree
 
 from backend.data.normalize import DNF_EXTENT, fit_transform
 
-from ..metrics import surface_points
+from ..metrics import sequence_chamfer, surface_points
 
 #: surface samples per print
 POINTS = 1024
@@ -95,17 +95,6 @@ def creature_print(model, stage: str, verts: np.ndarray, faces: np.ndarray,
     t = min(frames, motion_vecs.shape[0])
     times = np.arange(t, dtype=np.float64) / motion_fps
     return normalised(animate(model, stage, pts, shape_vec, motion_vecs, motion_fps, times))
-
-
-def sequence_distance(a: np.ndarray, b: np.ndarray) -> float:
-    """Mean over the common first frames of the symmetric squared Chamfer of two prints."""
-    t = min(len(a), len(b))
-    total = 0.0
-    for f in range(t):
-        da, _ = cKDTree(b[f]).query(a[f])
-        db, _ = cKDTree(a[f]).query(b[f])
-        total += float(np.mean(da ** 2) + np.mean(db ** 2))
-    return total / t
 
 
 @dataclass
@@ -201,7 +190,7 @@ def build_prints(model, stage: str, resolution: int = RESOLUTION, min_piece: flo
         a, b = (creature_print(model, stage, v, f, sv, mv, 1.0, mv.shape[0], seed=s)
                 .astype(np.float16).astype(np.float32) for s in (i, FLOOR_SEED + i))
         prints.append(a)
-        floors.append(sequence_distance(a, b))
+        floors.append(sequence_chamfer(a, b))
         names.append(str(inst["name"]))
     if not prints:  # no training instance decodes to a surface: nothing to copy
         return TrainingPrints(np.zeros((0, 1, POINTS, 3), np.float32), [], np.zeros(0))
